@@ -1,0 +1,27 @@
+# mimi: `make test` and `make run` set everything up themselves on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEVSET ?= ../devset
+
+.PHONY: setup test lint run bench clean
+
+setup:
+	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+run: setup
+	$(BIN)/mimi run
+
+bench: setup
+	@test -d $(DEVSET) || bash ../shared/bench/make_devset.sh $(DEVSET)
+	$(BIN)/python bench/ingest.py --devset $(DEVSET)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,209 @@
+"""The `mimi` command line: the same service layer as the bot, for scripts and home use."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import Settings, SettingsError
+from bot.errors import DuplicateSong, MimiError, read_error
+from bot.service import Mimi, import_plan
+from bot.store import Song
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line arguments (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _guild(text: str) -> int:
+    """A guild id: a non-negative integer (Discord snowflake, or 0 for local use)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"guild id must be a non-negative integer, not {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `mimi` argument parser."""
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument(
+        "--data-dir", type=Path, help="data folder (default: MIMI_DATA_DIR, else ./data)"
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    guild = _Parser(add_help=False)
+    guild.add_argument("--guild", type=_guild, default=0, help="server id (default 0: local)")
+
+    parser = _Parser(prog="mimi", description="mimi (耳): learns to tell artists apart by ear.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("teach", parents=[common, guild], help="teach songs of one artist")
+    p.add_argument("--artist", required=True, help="the artist's name")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p = sub.add_parser("import", parents=[common, guild], help="teach a folder of <artist>/<songs>")
+    p.add_argument("folder", type=Path, metavar="DIR")
+    sub.add_parser("artists", parents=[common, guild], help="list artists with totals")
+    p = sub.add_parser("forget", parents=[common, guild], help="remove an artist or one song")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--artist", help="remove this artist and all their songs")
+    which.add_argument("--song", type=int, metavar="SONG_ID", help="remove one song by id")
+    sub.add_parser("run", parents=[common], help="start the Discord bot")
+    return parser
+
+
+def song_json(song: Song) -> dict:
+    """The stable JSON shape of a song."""
+    return {
+        "song_id": song.id,
+        "artist": song.artist,
+        "filename": song.filename,
+        "format": song.format,
+        "duration_s": song.duration_s,
+        "clips": song.clips,
+    }
+
+
+def _emit(args: argparse.Namespace, payload: dict, lines: Sequence[str]) -> None:
+    """Print JSON or human lines on stdout."""
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False))
+    else:
+        for line in lines:
+            print(line)
+
+
+async def _teach(args: argparse.Namespace, mimi: Mimi) -> int:
+    results, lines, failed = [], [], 0
+    for path in args.files:
+        try:
+            song = await mimi.teach(args.guild, args.artist, path)
+        except DuplicateSong as dup:
+            results.append(
+                {
+                    "file": str(path),
+                    "status": "duplicate",
+                    "song_id": dup.song_id,
+                    "message": dup.message,
+                }
+            )
+            lines.append(f"{path.name}: {dup.message}")
+        except (MimiError, OSError) as err:
+            failed += 1
+            info = err.as_dict() if isinstance(err, MimiError) else read_error(err)
+            results.append({"file": str(path), "status": "rejected", **info})
+            print(f"mimi: {path.name}: {info['message']}", file=sys.stderr)
+        else:
+            results.append({"file": str(path), "status": "taught", **song_json(song)})
+            lines.append(
+                f"Taught {song.artist}: song #{song.id} from {song.filename} "
+                f"({song.duration_s / 60:.1f} min, {song.clips} clips)"
+            )
+    _emit(args, {"guild": args.guild, "results": results}, lines)
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+async def _import(args: argparse.Namespace, mimi: Mimi) -> int:
+    from tqdm import tqdm
+
+    if not args.folder.is_dir():
+        raise MimiError(f"{args.folder} is not a folder.")
+    total = len(import_plan(args.folder))
+    with tqdm(total=total, unit="file", disable=args.json or None, file=sys.stderr) as bar:
+        report = await mimi.import_folder(args.guild, args.folder, progress=lambda _: bar.update())
+    lines = [
+        f"Taught {len(report.taught)} songs, {len(report.duplicates)} already known, "
+        f"{len(report.skipped)} skipped."
+    ]
+    lines += [f"  skipped {item['file']}: {item['message']}" for item in report.skipped]
+    payload = {
+        "guild": args.guild,
+        "taught": [song_json(s) for s in report.taught],
+        "duplicates": report.duplicates,
+        "skipped": report.skipped,
+    }
+    _emit(args, payload, lines)
+    usable = report.taught or report.duplicates
+    return EXIT_OK if usable or not report.skipped else EXIT_FAIL
+
+
+async def _artists(args: argparse.Namespace, mimi: Mimi) -> int:
+    rows = await mimi.artists(args.guild)
+    lines = [f"{'artist':<32} {'songs':>5} {'clips':>6} {'minutes':>8}"]
+    lines += [f"{a.name:<32} {a.songs:>5} {a.clips:>6} {a.minutes:>8.1f}" for a in rows]
+    if not rows:
+        lines = ["No artists yet: teach one with `mimi teach --artist NAME FILE`."]
+    payload = {
+        "guild": args.guild,
+        "artists": [
+            {"name": a.name, "songs": a.songs, "clips": a.clips, "minutes": a.minutes} for a in rows
+        ],
+    }
+    _emit(args, payload, lines)
+    return EXIT_OK
+
+
+async def _forget(args: argparse.Namespace, mimi: Mimi) -> int:
+    if args.artist is not None:
+        removed = await mimi.forget_artist(args.guild, args.artist)
+    else:
+        removed = [await mimi.forget_song(args.guild, args.song)]
+    lines = [f"Forgot song #{s.id} by {s.artist} ({s.filename})" for s in removed]
+    if args.artist is not None and not removed:
+        lines = [f"Forgot artist {args.artist} (no songs)."]
+    _emit(args, {"guild": args.guild, "removed": [song_json(s) for s in removed]}, lines)
+    return EXIT_OK
+
+
+def _run(settings: Settings) -> int:
+    if not settings.discord_token:
+        raise MimiError(
+            "DISCORD_TOKEN is not set: put DISCORD_TOKEN=<your bot token> in .env "
+            "(see README, 'Discord application') or export it."
+        )
+    raise MimiError("The Discord bot is not part of this release yet; use the CLI commands.")
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    handlers = {"teach": _teach, "import": _import, "artists": _artists, "forget": _forget}
+    async with await Mimi.open(settings) as mimi:
+        return await handlers[args.command](args, mimi)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `mimi` / `python -m bot`; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as err:
+        print(f"mimi: usage error: {err} (see mimi --help)", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.load(data_dir=args.data_dir)
+        if args.command == "run":
+            return _run(settings)
+        return asyncio.run(_dispatch(args, settings))
+    except (MimiError, SettingsError) as err:
+        print(f"mimi: {err}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("mimi: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the last line of defence: one line, no traceback unless -v
+        logging.getLogger("mimi").debug("unexpected failure", exc_info=True)
+        print(f"mimi: unexpected error: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_FAIL

@@ -1,0 +1,123 @@
+"""Typed settings from the environment and `.env`; the only module that reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from model_store import features
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value that never shows itself in str(), repr() or f-strings; use reveal()."""
+
+    _value: str = field(default="", repr=False)
+
+    def __str__(self) -> str:
+        return "***" if self._value else ""
+
+    def __repr__(self) -> str:
+        return f"Secret({str(self)!r})"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def reveal(self) -> str:
+        """The real value, for the one place that needs it."""
+        return self._value
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of mimi; each field maps to an upper-case environment variable."""
+
+    data_dir: Path = field(default=Path("data"), metadata={"env": "MIMI_DATA_DIR"})
+    discord_token: Secret = field(default=Secret(""), metadata={"env": "DISCORD_TOKEN"})
+    max_upload_mb: float = field(default=64.0, metadata={"env": "MIMI_MAX_UPLOAD_MB"})
+    max_song_minutes: float = field(default=20.0, metadata={"env": "MIMI_MAX_SONG_MINUTES"})
+    clip_seconds: float = field(
+        default=features.DEFAULT_CLIP_SECONDS, metadata={"env": "MIMI_CLIP_SECONDS"}
+    )
+    clip_hop_seconds: float = field(
+        default=features.DEFAULT_CLIP_HOP_SECONDS, metadata={"env": "MIMI_CLIP_HOP_SECONDS"}
+    )
+    decode_timeout_s: float = field(default=60.0, metadata={"env": "MIMI_DECODE_TIMEOUT_S"})
+    ffmpeg: str = field(default="", metadata={"env": "MIMI_FFMPEG"})
+    log_level: str = field(default="INFO", metadata={"env": "MIMI_LOG_LEVEL"})
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The upload size cap in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_song_seconds(self) -> float:
+        """The song length cap in seconds."""
+        return self.max_song_minutes * 60.0
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database file."""
+        return self.data_dir / "mimi.sqlite3"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Per-song audio copies and cached features."""
+        return self.data_dir / "cache"
+
+    def __post_init__(self) -> None:
+        positive = ("max_upload_mb", "max_song_minutes", "clip_seconds", "clip_hop_seconds")
+        for name in (*positive, "decode_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{_env_name(name)} must be greater than 0")
+        if self.clip_seconds > self.max_song_seconds:
+            raise SettingsError("MIMI_CLIP_SECONDS must be shorter than MIMI_MAX_SONG_MINUTES")
+
+    @classmethod
+    def load(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"), **over
+    ) -> Settings:
+        """Settings from `.env` overridden by the environment, then by explicit keyword values."""
+        raw: dict[str, str | None] = {}
+        if env_file is not None and env_file.is_file():
+            raw.update(dotenv_values(env_file))
+        raw.update(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            text = raw.get(f.metadata["env"])
+            if text is not None and text.strip() != "":
+                values[f.name] = _parse(f.name, f.type, text.strip())
+        values.update({k: v for k, v in over.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"]).expanduser()  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _env_name(field_name: str) -> str:
+    """The environment variable that sets `field_name`."""
+    return next(f.metadata["env"] for f in fields(Settings) if f.name == field_name)
+
+
+def _parse(name: str, kind: object, text: str) -> object:
+    """Convert one environment string to the field's type, with a clear error."""
+    try:
+        if kind in ("float", float):
+            return float(text)
+        if kind in ("int", int):
+            return int(text)
+    except ValueError:
+        raise SettingsError(f"{_env_name(name)}={text!r} is not a number") from None
+    if kind in ("Secret", Secret):
+        return Secret(text)
+    if kind in ("Path", Path):
+        return Path(text)
+    return text

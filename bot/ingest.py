@@ -1,0 +1,96 @@
+"""Turn one uploaded file into cached audio + features and a list of usable clips (worker-safe)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bot.audio import DecodeLimits, decode
+from bot.cache import LOGMEL, SongCache
+from bot.config import Settings
+from bot.errors import AudioRejected
+from model_store import features
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Everything a worker process needs to ingest a file; plain data, picklable."""
+
+    cache_dir: Path
+    limits: DecodeLimits
+    clip_seconds: float
+    clip_hop_seconds: float
+    ffmpeg: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestConfig:
+        """The ingest configuration implied by the settings (songs must hold one whole clip)."""
+        limits = DecodeLimits(
+            max_bytes=settings.max_upload_bytes,
+            max_seconds=settings.max_song_seconds,
+            min_seconds=settings.clip_seconds,
+            timeout_s=settings.decode_timeout_s,
+        )
+        return cls(
+            settings.cache_dir,
+            limits,
+            settings.clip_seconds,
+            settings.clip_hop_seconds,
+            settings.ffmpeg,
+        )
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """A decoded, cached song: its identity, length and usable clips as (start, end) seconds."""
+
+    audio_sha256: str
+    file_sha256: str
+    seconds: float
+    format: str
+    clips: tuple[tuple[float, float], ...]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, streamed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def usable_clips(
+    audio: np.ndarray, n_frames: int, clip_seconds: float, hop_seconds: float
+) -> tuple[tuple[float, float], ...]:
+    """(start, end) seconds of every whole clip whose level is above the silence floor."""
+    seconds_per_frame = features.HOP_LENGTH / features.SAMPLE_RATE
+    clip_samples = round(clip_seconds * features.SAMPLE_RATE)
+    out = []
+    for start_frame in features.clip_starts(n_frames, clip_seconds, hop_seconds):
+        start = start_frame * features.HOP_LENGTH
+        if features.rms_dbfs(audio[start : start + clip_samples]) >= features.SILENCE_DBFS:
+            begin = round(start_frame * seconds_per_frame, 4)
+            out.append((begin, round(begin + clip_seconds, 4)))
+    return tuple(out)
+
+
+def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:
+    """Decode, validate, store the audio copy and log-mel, and list the song's usable clips."""
+    decoded = decode(path, config.limits, config.ffmpeg)
+    key = hashlib.sha256(decoded.samples.tobytes()).hexdigest()
+    audio = decoded.as_float()
+    mel = features.log_mel(audio)
+    clips = usable_clips(audio, len(mel), config.clip_seconds, config.clip_hop_seconds)
+    if not clips:
+        raise AudioRejected(
+            "Every part of the audio is near-silent; there is nothing to learn from.",
+            code="silent",
+        )
+    cache = SongCache(config.cache_dir)
+    cache.save_audio(guild_id, key, decoded.samples)
+    cache.put(guild_id, key, LOGMEL.name, mel.astype(features.MEL_DTYPE))
+    return Ingested(key, file_sha256(path), decoded.seconds, decoded.format, clips)

@@ -1,0 +1,73 @@
+"""Numbered schema migrations; entry N-1 takes the database to PRAGMA user_version N."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: guilds, artists, songs, clips, models, training runs; every row keyed by guild.
+    """
+    CREATE TABLE guilds (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE artists (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL REFERENCES guilds (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (guild_id, name_key),
+        UNIQUE (guild_id, id)
+    );
+    CREATE TABLE songs (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        artist_id INTEGER NOT NULL,
+        audio_sha256 TEXT NOT NULL,
+        file_sha256 TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        format TEXT NOT NULL,
+        duration_s REAL NOT NULL,
+        taught_by INTEGER,
+        taught_at TEXT NOT NULL,
+        UNIQUE (guild_id, audio_sha256),
+        UNIQUE (guild_id, id),
+        FOREIGN KEY (guild_id, artist_id) REFERENCES artists (guild_id, id) ON DELETE CASCADE
+    );
+    CREATE INDEX songs_by_file ON songs (guild_id, file_sha256);
+    CREATE INDEX songs_by_artist ON songs (guild_id, artist_id);
+    CREATE TABLE clips (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        song_id INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        start_s REAL NOT NULL,
+        end_s REAL NOT NULL,
+        UNIQUE (song_id, idx),
+        FOREIGN KEY (guild_id, song_id) REFERENCES songs (guild_id, id) ON DELETE CASCADE
+    );
+    CREATE INDEX clips_by_song ON clips (guild_id, song_id);
+    CREATE TABLE models (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL REFERENCES guilds (id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        feature_version INTEGER NOT NULL,
+        frontend_version INTEGER,
+        metrics TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (guild_id, version)
+    );
+    CREATE TABLE training_runs (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL REFERENCES guilds (id) ON DELETE CASCADE,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+        reason TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        model_version INTEGER,
+        error TEXT,
+        metrics TEXT
+    );
+    CREATE INDEX runs_by_guild ON training_runs (guild_id, id)
+    """,
+)

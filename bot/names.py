@@ -1,0 +1,32 @@
+"""Artist names: a clean display form and a case/width-insensitive key ("AAA" = "ａａａ")."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from bot.errors import InvalidName
+
+MAX_NAME_LENGTH = 64
+_SPACES = re.compile(r"\s+")
+
+
+def _visible(text: str) -> str:
+    """Drop control and invisible format characters (zero-width, bidi overrides, BOM)."""
+    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
+
+
+def display_name(raw: str) -> str:
+    """The name as shown: invisible characters removed, whitespace collapsed, 1-64 characters."""
+    name = _SPACES.sub(" ", _visible(unicodedata.normalize("NFC", raw))).strip()
+    if not name:
+        raise InvalidName("Artist name is empty; give the artist a name with letters or digits.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"Artist name is too long ({len(name)} characters; at most 64).")
+    return name
+
+
+def name_key(raw: str) -> str:
+    """The identity of a name: NFKC-normalised, case-folded, whitespace-collapsed."""
+    folded = unicodedata.normalize("NFKC", display_name(raw)).casefold()
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", folded)).strip()

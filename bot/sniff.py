@@ -1,0 +1,157 @@
+"""Recognise audio containers by their bytes (never by name) and name common non-audio files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.errors import AudioRejected
+
+# Format name -> the ffmpeg demuxer forced for it (ffmpeg never guesses, nor follows playlists).
+DEMUXERS = {
+    "mp3": "mp3",
+    "aac": "aac",
+    "mp4": "mov",
+    "ogg": "ogg",
+    "flac": "flac",
+    "wav": "wav",
+    "aiff": "aiff",
+    "matroska": "matroska",
+    "asf": "asf",
+    "caf": "caf",
+    "amr": "amr",
+}
+SUPPORTED = "MP3, M4A/AAC, OGG/Vorbis, Opus, FLAC, WAV (also AIFF, WebM/MKV, WMA)"
+
+_HEAD_BYTES = 64 * 1024
+_NOT_AUDIO = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"\x7fELF", "a program"),
+    (b"MZ", "a Windows program"),
+)
+# MPEG audio bitrates in kbit/s by (is_version_1, layer) -> table indexed by the bitrate field.
+_BITRATES = {
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mpeg_frame_length(h: bytes) -> int:
+    """Length of the MPEG audio frame whose 4-byte header is `h`, or 0 if it is not one."""
+    if len(h) < 4 or h[0] != 0xFF or h[1] & 0xE0 != 0xE0:
+        return 0
+    version, layer_bits = (h[1] >> 3) & 3, (h[1] >> 1) & 3
+    bitrate_idx, rate_idx, pad = h[2] >> 4, (h[2] >> 2) & 3, (h[2] >> 1) & 1
+    if version == 1 or layer_bits == 0 or bitrate_idx in (0, 15) or rate_idx == 3:
+        return 0
+    layer = 4 - layer_bits
+    v1 = version == 3
+    kbps = _BITRATES[(v1, 1 if layer == 1 else (2 if not v1 else layer))][bitrate_idx]
+    rate = _RATES[version][rate_idx]
+    if layer == 1:
+        return (12 * kbps * 1000 // rate + pad) * 4
+    factor = 72 if (layer == 3 and not v1) else 144
+    return factor * kbps * 1000 // rate + pad
+
+
+def _adts_frame_length(h: bytes) -> int:
+    """Length of the ADTS AAC frame whose header starts `h`, or 0 if it is not one."""
+    if len(h) < 7 or h[0] != 0xFF or h[1] & 0xF6 != 0xF0 or (h[2] >> 2) & 0xF > 12:
+        return 0
+    return ((h[3] & 3) << 11) | (h[4] << 3) | (h[5] >> 5)
+
+
+def _has_frames(buf: bytes, length_of, needed: int = 3) -> bool:
+    """True if `needed` consecutive frames chain from some offset in the first part of `buf`."""
+    for start in range(min(len(buf), 16 * 1024)):
+        if buf[start] != 0xFF:
+            continue
+        pos, count = start, 0
+        while count < needed and (n := length_of(buf[pos : pos + 7])) >= 7:
+            pos, count = pos + n, count + 1
+            if pos >= len(buf):  # the file ends right after valid frames: a tiny but real file
+                count = needed if pos == len(buf) else count
+                break
+        if count >= needed:
+            return True
+    return False
+
+
+def _skip_id3(path: Path, head: bytes) -> tuple[bytes, bool]:
+    """The bytes after any ID3v2 tags (which may be huge) and whether there were any."""
+    offset, tagged = 0, False
+    with path.open("rb") as f:
+        while head[:3] == b"ID3" and len(head) >= 10:
+            size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+            offset += 10 + size + (10 if head[5] & 0x10 else 0)
+            tagged = True
+            f.seek(offset)
+            head = f.read(_HEAD_BYTES)
+    return head, tagged
+
+
+def _describe_other(head: bytes) -> str:
+    """A short description of a file that is not audio."""
+    for magic, what in _NOT_AUDIO:
+        if head.startswith(magic):
+            return what
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    sample = head[:4096]
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if text and sum(ch.isprintable() or ch in "\r\n\t" for ch in text) >= 0.95 * len(text):
+        return "a text file"
+    return "not a format I recognise"
+
+
+def sniff(path: Path) -> str:
+    """The audio format of the file at `path` (a key of DEMUXERS), or AudioRejected saying why."""
+    with path.open("rb") as f:
+        head = f.read(_HEAD_BYTES)
+    if not head:
+        raise AudioRejected("The file is empty (0 bytes).", code="empty")
+    head, tagged = _skip_id3(path, head)
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if head[:8] == b"\x30\x26\xb2\x75\x8e\x66\xcf\x11":
+        return "asf"
+    if head[:4] == b"caff":
+        return "caf"
+    if head[:5] == b"#!AMR":
+        return "amr"
+    if _has_frames(head, _adts_frame_length):
+        return "aac"
+    if _has_frames(head, _mpeg_frame_length, needed=2 if tagged else 3):
+        return "mp3"
+    if tagged:
+        raise AudioRejected(
+            "The file has an MP3 tag but no readable audio after it; it looks corrupt.",
+            code="corrupt",
+        )
+    raise AudioRejected(
+        f"That doesn't look like audio ({_describe_other(head)}). Send {SUPPORTED}.",
+        code="not_audio",
+    )

@@ -1,0 +1,158 @@
+"""Keras 3 port of musicnn's MSD_musicnn network (Pons & Serra, 2019), inference only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from model_store.features import N_MELS, PATCH_FRAMES
+
+# Bump FRONTEND_VERSION whenever the architecture or the converted weights change.
+FRONTEND_VERSION = 1
+WEIGHTS_FILENAME = f"musicnn_msd_v{FRONTEND_VERSION}.weights.h5"
+
+# musicnn/configuration.py MSD_LABELS, same order as the 50 logits.
+MSD_LABELS: tuple[str, ...] = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists",
+    "classic rock", "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill",
+    "instrumental", "punk", "oldies", "blues", "hard rock", "ambient", "acoustic",
+    "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country",
+    "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock",
+    "60s", "rnb", "indie pop", "sad", "House", "happy",
+)  # fmt: skip
+
+BN_EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default
+TIMBRAL_FILTERS = 204  # int(1.6 * 128)
+TEMPORAL_FILTERS = 51  # int(1.6 * 32)
+TIMBRAL_WIDTHS = (38, 67)  # int(0.4 * 96), int(0.7 * 96) mel bands
+TEMPORAL_LENGTHS = (128, 64, 32)  # frames
+MIDEND_FILTERS = 64
+MIDEND_LAYERS = 3
+BACKEND_UNITS = 200
+N_TAGS = len(MSD_LABELS)
+N_FEATURES = len(TIMBRAL_WIDTHS) * TIMBRAL_FILTERS + len(TEMPORAL_LENGTHS) * TEMPORAL_FILTERS
+N_FEATURES += MIDEND_LAYERS * MIDEND_FILTERS  # 561 front-end + 192 mid-end = 753 per pool
+OUTPUT_DIMS = {
+    "penultimate": BACKEND_UNITS,
+    "mean_pool": N_FEATURES,
+    "max_pool": N_FEATURES,
+    "logits": N_TAGS,
+    "taggram": N_TAGS,
+}
+OUTPUT_NAMES = tuple(OUTPUT_DIMS)
+N_PARAMS = 792_079  # trainable + batch-norm moving statistics
+
+
+def _bn(name: str) -> layers.BatchNormalization:
+    """A TF1-compatible batch normalisation layer (epsilon 1e-3, last axis)."""
+    return layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, name=name)
+
+
+def _same_pad(kernel: int) -> tuple[int, int]:
+    """TensorFlow's 'same' padding split: the extra frame of an even kernel goes after."""
+    return (kernel - 1) // 2, kernel // 2
+
+
+def _max_over_mels(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
+    """Max-pool (batch, time, mels, ch) over all mel positions to (batch, time, ch)."""
+    _, frames, mels, channels = x.shape
+    y = layers.MaxPooling2D((1, mels), name=f"{name}_pool")(x)
+    return layers.Reshape((frames, channels), name=f"{name}_squeeze")(y)
+
+
+def _timbral(x: keras.KerasTensor, width: int) -> keras.KerasTensor:
+    """Conv (7 frames x `width` mels) + ReLU + BN, then max over the remaining mel positions."""
+    name = f"timbral_7x{width}"
+    y = layers.Conv2D(TIMBRAL_FILTERS, (7, width), activation="relu", name=name)(x)
+    y = _bn(f"{name}_bn")(y)
+    return _max_over_mels(y, name)
+
+
+def _temporal(x: keras.KerasTensor, length: int) -> keras.KerasTensor:
+    """Conv (`length` frames x 1 mel), 'same' in time + ReLU + BN, then max over mel bands."""
+    name = f"temporal_{length}x1"
+    y = layers.ZeroPadding2D((_same_pad(length), (0, 0)), name=f"{name}_pad")(x)
+    y = layers.Conv2D(TEMPORAL_FILTERS, (length, 1), activation="relu", name=name)(y)
+    y = _bn(f"{name}_bn")(y)
+    return _max_over_mels(y, name)
+
+
+def build_frontend() -> keras.Model:
+    """Build the MSD_musicnn graph mapping (batch, 187, 96) log-mel patches to a dict of outputs."""
+    inputs = keras.Input((PATCH_FRAMES, N_MELS), dtype="float32", name="logmel")
+    x = layers.Reshape((PATCH_FRAMES, N_MELS, 1), name="expand")(inputs)
+    x = _bn("input_bn")(x)
+
+    # Front-end: timbral (time x mel) and temporal (time x 1) filters, max-pooled over mels.
+    padded = layers.ZeroPadding2D(((3, 3), (0, 0)), name="timbral_pad")(x)
+    branches = [_timbral(padded, w) for w in TIMBRAL_WIDTHS]
+    branches += [_temporal(x, n) for n in TEMPORAL_LENGTHS]
+    front = layers.Concatenate(axis=-1, name="frontend")(branches)  # (batch, 187, 561)
+
+    # Mid-end: 7-frame convolutions spanning all features, residual after the first.
+    mid = [front]
+    h = front
+    for i in range(1, MIDEND_LAYERS + 1):
+        y = layers.ZeroPadding1D((3, 3), name=f"midend_{i}_pad")(h)
+        y = layers.Conv1D(MIDEND_FILTERS, 7, activation="relu", name=f"midend_{i}")(y)
+        y = _bn(f"midend_{i}_bn")(y)
+        h = y if i == 1 else layers.Add(name=f"midend_{i}_res")([y, h])
+        mid.append(h)
+    features = layers.Concatenate(axis=-1, name="midend")(mid)  # (batch, 187, 753)
+
+    # Back-end: temporal max & mean pools, interleaved [max0, mean0, max1, ...] as in TF1.
+    max_pool = layers.GlobalMaxPooling1D(name="max_pool")(features)
+    mean_pool = layers.GlobalAveragePooling1D(name="mean_pool")(features)
+    columns = [
+        layers.Reshape((N_FEATURES, 1), name=f"{name}_col")(pool)
+        for name, pool in (("max_pool", max_pool), ("mean_pool", mean_pool))
+    ]
+    pairs = layers.Concatenate(axis=-1, name="max_mean_pairs")(columns)  # (batch, 753, 2)
+    pooled = layers.Reshape((2 * N_FEATURES,), name="interleave")(pairs)
+    y = _bn("backend_bn")(pooled)
+    y = layers.Dense(BACKEND_UNITS, activation="relu", name="penultimate_dense")(y)
+    penultimate = _bn("penultimate_bn")(y)
+    logits = layers.Dense(N_TAGS, name="logits")(penultimate)
+    taggram = layers.Activation("sigmoid", name="taggram")(logits)
+    outputs = {
+        "penultimate": penultimate,
+        "mean_pool": mean_pool,
+        "max_pool": max_pool,
+        "logits": logits,
+        "taggram": taggram,
+    }
+    return keras.Model(inputs, outputs, name=f"msd_musicnn_v{FRONTEND_VERSION}")
+
+
+def default_weights_path(data_dir: str | Path = "data") -> Path:
+    """Where the converted weights live under a data folder (MIMI_DATA_DIR): models/<file>."""
+    return Path(data_dir) / "models" / WEIGHTS_FILENAME
+
+
+def load_frontend(weights_path: str | Path) -> keras.Model:
+    """Build the network and load converted weights (a `.weights.h5` from model_store.convert)."""
+    path = Path(weights_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; run `python -m model_store.convert`")
+    model = build_frontend()
+    model.load_weights(str(path))
+    return model
+
+
+def embed_patches(
+    model: keras.Model, patches: np.ndarray, batch_size: int = 64
+) -> dict[str, np.ndarray]:
+    """Run (n, 187, 96) patches through the network; float32 arrays keyed by OUTPUT_NAMES."""
+    x = np.asarray(patches, dtype=np.float32)
+    if x.ndim != 3 or x.shape[1:] != (PATCH_FRAMES, N_MELS):
+        raise ValueError(f"expected (n, {PATCH_FRAMES}, {N_MELS}) patches, got {x.shape}")
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    if len(x) == 0:
+        return {k: np.zeros((0, d), np.float32) for k, d in OUTPUT_DIMS.items()}
+    out = model.predict(x, batch_size=batch_size, verbose=0)
+    return {k: np.asarray(out[k], dtype=np.float32) for k in OUTPUT_NAMES}

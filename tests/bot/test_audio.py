@@ -1,0 +1,204 @@
+"""Audio ingestion: every accepted format decodes; every hostile file gets its own clear answer."""
+
+from __future__ import annotations
+
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.audio import DecodeLimits, decode, describe_seconds, find_ffmpeg
+from bot.errors import AudioRejected
+from model_store.features import SAMPLE_RATE
+from tests.audio_factory import ENCODINGS, encode, synth, write_wav
+
+LIMITS = DecodeLimits(max_bytes=64 << 20, max_seconds=20 * 60, min_seconds=10.0, timeout_s=60)
+
+
+@pytest.mark.parametrize("fmt", sorted(ENCODINGS))
+def test_each_accepted_format_round_trips(tmp_path: Path, fmt: str) -> None:
+    """Each format phones and PCs hold decodes to 16 kHz mono of the right length and pitch."""
+    path = encode(tmp_path / f"song{ENCODINGS[fmt][0]}", fmt, seconds=12.0)
+    decoded = decode(path, LIMITS)
+    assert decoded.samples.dtype == np.int16 and decoded.samples.ndim == 1
+    assert decoded.seconds == pytest.approx(12.0, abs=0.1)
+    assert decoded.source_rate in (44100, 48000)
+    reference = synth(12.0, rate=SAMPLE_RATE)
+    got = decoded.as_float()[: reference.size]
+    spectrum = np.abs(np.fft.rfft(got[: SAMPLE_RATE * 4]))
+    want = np.abs(np.fft.rfft(reference[: SAMPLE_RATE * 4]))
+    assert np.corrcoef(spectrum, want)[0, 1] > 0.9  # the same music came out
+
+
+def test_format_is_detected_by_content_not_name(tmp_path: Path) -> None:
+    """An OGG file named .mp3 and an MP3 named .wav are decoded as what they really are."""
+    ogg = encode(tmp_path / "a.ogg", "ogg")
+    mp3 = encode(tmp_path / "b.mp3", "mp3")
+    assert decode(ogg.rename(tmp_path / "really_ogg.mp3"), LIMITS).format == "ogg"
+    assert decode(mp3.rename(tmp_path / "really_mp3.wav"), LIMITS).format == "mp3"
+
+
+def test_video_file_with_audio_track_is_accepted(tmp_path: Path) -> None:
+    """An MP4 video with an audio track yields its audio."""
+    wav = write_wav(tmp_path / "a.wav", synth(11.0), 44100)
+    out = tmp_path / "clip.mp4"
+    subprocess.run(
+        [
+            find_ffmpeg(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=64x64:d=11",
+            "-i",
+            str(wav),
+            "-shortest",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "aac",
+            str(out),
+        ],
+        check=True,
+    )
+    assert decode(out, LIMITS).seconds == pytest.approx(11.0, abs=0.2)
+
+
+def _png(path: Path) -> Path:
+    """A tiny valid PNG image."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    ihdr = (1).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    raw = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0\0"))
+    path.write_bytes(raw + chunk(b"IEND", b""))
+    return path
+
+
+def _hostile(tmp_path: Path, name: str) -> Path:
+    """Build one file of the hostile corpus."""
+    ff = find_ffmpeg()
+    if name == "random.mp3":
+        p = tmp_path / name
+        p.write_bytes(np.random.default_rng(7).bytes(200_000))
+        return p
+    if name == "empty.mp3":
+        p = tmp_path / name
+        p.touch()
+        return p
+    if name == "truncated.mp3":
+        full = encode(tmp_path / "full.mp3", "mp3", seconds=40.0)
+        p = tmp_path / name
+        p.write_bytes(full.read_bytes()[: full.stat().st_size // 8])
+        return p
+    if name == "notes.mp3":
+        p = tmp_path / name
+        p.write_text("These are my favourite songs:\n1. something\n2. another\n" * 20)
+        return p
+    if name == "image.ogg":
+        return _png(tmp_path / name)
+    if name == "two_hours.wav":
+        p = tmp_path / name
+        subprocess.run(
+            [
+                ff,
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "anoisesrc=d=7200:r=8000:a=0.3",
+                "-c:a",
+                "pcm_u8",
+                str(p),
+            ],
+            check=True,
+        )
+        return p
+    if name == "half_second.flac":
+        return encode(tmp_path / name, "flac", seconds=0.5)
+    if name == "silence.wav":
+        return write_wav(tmp_path / name, np.zeros(30 * 44100, np.float32), 44100)
+    if name == "huge.wav":
+        p = tmp_path / name
+        p.write_bytes(b"RIFF" + bytes(70 << 20))
+        return p
+    raise AssertionError(name)
+
+
+HOSTILE = {
+    # name: (code, words the message must contain)
+    "random.mp3": ("not_audio", "doesn't look like audio"),
+    "empty.mp3": ("empty", "empty"),
+    "truncated.mp3": ("corrupt", "truncated"),
+    "notes.mp3": ("not_audio", "text file"),
+    "image.ogg": ("not_audio", "PNG image"),
+    "two_hours.wav": ("too_long", "longer than the 20 min 00 s limit"),
+    "half_second.flac": ("too_short", "too short (0.5 s"),
+    "silence.wav": ("silent", "silent"),
+    "huge.wav": ("too_big", "too big"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_file_gets_its_specific_message(tmp_path: Path, name: str) -> None:
+    """Each hostile upload is refused with its own reason code and a human message."""
+    code, words = HOSTILE[name]
+    with pytest.raises(AudioRejected) as err:
+        decode(_hostile(tmp_path, name), LIMITS)
+    assert err.value.code == code
+    assert words in err.value.message
+    assert "\n" not in err.value.message and len(err.value.message) < 200
+
+
+def test_eight_channel_96k_wav_is_downmixed(tmp_path: Path) -> None:
+    """An 8-channel 96 kHz WAV is accepted and folded to 16 kHz mono."""
+    path = write_wav(tmp_path / "surround.wav", synth(11.0, rate=96000, channels=8), 96000)
+    decoded = decode(path, LIMITS)
+    assert decoded.source_rate == 96000
+    assert decoded.seconds == pytest.approx(11.0, abs=0.05)
+
+
+def test_decoder_wall_clock_limit(tmp_path: Path) -> None:
+    """A decode that runs past its time limit is killed and reported, not waited on."""
+    path = encode(tmp_path / "long.flac", "flac", seconds=600.0, channels=1, rate=16000)
+    with pytest.raises(AudioRejected) as err:
+        decode(path, DecodeLimits(64 << 20, 1200, 10, timeout_s=0.05))
+    assert err.value.code == "timeout"
+
+
+def test_mpeg_without_audio_stream(tmp_path: Path) -> None:
+    """A video with no sound is refused as having no audio track."""
+    out = tmp_path / "silent_film.mp4"
+    subprocess.run(
+        [
+            find_ffmpeg(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=32x32:d=2",
+            "-c:v",
+            "mpeg4",
+            str(out),
+        ],
+        check=True,
+    )
+    with pytest.raises(AudioRejected) as err:
+        decode(out, LIMITS)
+    assert err.value.code == "no_audio"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.5, "0.5 s"), (42, "42 s"), (243, "4 min 03 s"), (7500, "2 h 05 min")],
+)
+def test_describe_seconds(seconds: float, text: str) -> None:
+    """Durations read naturally in messages."""
+    assert describe_seconds(seconds) == text

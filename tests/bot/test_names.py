@@ -1,0 +1,26 @@
+"""Artist names: one identity across case and width, clean display, clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.errors import InvalidName
+from bot.names import display_name, name_key
+
+
+def test_case_and_width_insensitive_identity() -> None:
+    """ "AAA", "ａａａ" and "aaa" are the same artist."""
+    assert name_key("AAA") == name_key("ａａａ") == name_key("aaa") == name_key("  a\tAa ") != ""
+
+
+def test_display_keeps_what_the_user_typed_minus_invisibles() -> None:
+    """The display form keeps case but drops zero-width/bidi characters and extra spaces."""
+    assert display_name("  Daft\u200b   Punk\u202e ") == "Daft Punk"
+    assert display_name("Sigur Rós") == "Sigur Rós"
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\u200b\u200d", "x" * 65])
+def test_unusable_names_are_refused(bad: str) -> None:
+    """Empty, invisible-only and over-long names get a clear InvalidName."""
+    with pytest.raises(InvalidName):
+        name_key(bad)

@@ -1,0 +1,32 @@
+"""Shared fixtures: real settings in a temporary data dir, and a real service over real SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.service import Mimi
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a fresh data dir and no environment or .env influence."""
+    return Settings.load(environ={}, env_file=None, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+async def mimi(settings: Settings):
+    """An open service (store + cache) on the fresh data dir; compute runs in threads."""
+    service = await Mimi.open(settings)
+    yield service
+    await service.close()
+
+
+def song_dirs(settings: Settings) -> set[str]:
+    """Every cached song folder under the data dir, as 'guild/key'."""
+    root = settings.cache_dir
+    if not root.is_dir():
+        return set()
+    return {f"{g.name}/{s.name}" for g in root.iterdir() for s in g.iterdir()}
