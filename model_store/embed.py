@@ -1,0 +1,51 @@
+"""Song embeddings from the pretrained musicnn front-end, on a fixed grid of 3-second patches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from model_store.features import HOP_LENGTH, N_MELS, PATCH_FRAMES, SAMPLE_RATE
+
+EMBED_DTYPE = np.float16  # cached precision; values are O(1..100)
+PATCH_SECONDS = PATCH_FRAMES * HOP_LENGTH / SAMPLE_RATE  # 2.992 s
+# What each patch's embedding holds, in order: the 200-d penultimate layer, then max/mean pools.
+PARTS = {"penultimate": 200, "max_pool": 753, "mean_pool": 753}
+
+
+def patch_starts(n_frames: int, hop: int = PATCH_FRAMES) -> list[int]:
+    """Start frames of the whole patches that fit in `n_frames` frames."""
+    return list(range(0, n_frames - PATCH_FRAMES + 1, hop)) if n_frames >= PATCH_FRAMES else []
+
+
+def patches_of(mel: np.ndarray, starts: Sequence[int]) -> np.ndarray:
+    """Stack the (PATCH_FRAMES, N_MELS) float32 patches starting at `starts` in a log-mel."""
+    out = np.empty((len(starts), PATCH_FRAMES, N_MELS), np.float32)
+    for i, s in enumerate(starts):
+        out[i] = mel[s : s + PATCH_FRAMES]
+    return out
+
+
+def embed_mel(model, mel: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """(n_patches, 1706) embeddings of every non-overlapping patch of a song, in EMBED_DTYPE."""
+    from model_store.musicnn import embed_patches
+
+    out = embed_patches(model, patches_of(mel, patch_starts(len(mel))), batch_size=batch_size)
+    return np.concatenate([out[k] for k in PARTS], axis=1).astype(EMBED_DTYPE)
+
+
+def select(embeddings: np.ndarray, parts: Sequence[str] = ("penultimate",)) -> np.ndarray:
+    """The columns of `parts` from full embeddings, as float32."""
+    cols, offset = [], 0
+    for name, width in PARTS.items():
+        if name in parts:
+            cols.append(embeddings[:, offset : offset + width])
+        offset += width
+    return np.concatenate(cols, axis=1).astype(np.float32)
+
+
+def patches_in(start_s: float, end_s: float, n_patches: int) -> np.ndarray:
+    """Indices of the grid patches whose centre lies in [start_s, end_s)."""
+    centres = (np.arange(n_patches) + 0.5) * PATCH_SECONDS
+    return np.flatnonzero((centres >= start_s) & (centres < end_s))
