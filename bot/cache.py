@@ -39,6 +39,19 @@ def _logmel_from_audio(samples: np.ndarray) -> np.ndarray:
 
 LOGMEL = Stage("logmel", str(features.FEATURE_VERSION), "audio", _logmel_from_audio)
 DEFAULT_STAGES: dict[str, Stage] = {LOGMEL.name: LOGMEL}
+EMBEDDING = "embedding"
+
+
+def stages_with_embeddings(weights: Path) -> dict[str, Stage]:
+    """The log-mel stage plus musicnn patch embeddings computed with the weights at `weights`."""
+
+    def compute(mel: np.ndarray) -> np.ndarray:
+        from model_store.embed import embed_mel, frontend
+
+        return embed_mel(frontend(weights), mel.astype(np.float32))
+
+    version = f"f{features.FEATURE_VERSION}m{features.FRONTEND_VERSION}"
+    return {**DEFAULT_STAGES, EMBEDDING: Stage(EMBEDDING, version, LOGMEL.name, compute)}
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot import cli_model
 from bot.config import Settings, SettingsError
 from bot.errors import DuplicateSong, MimiError, read_error
 from bot.service import Mimi, import_plan
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--artist", help="remove this artist and all their songs")
     which.add_argument("--song", type=int, metavar="SONG_ID", help="remove one song by id")
+    cli_model.add_commands(sub, common, guild)
     sub.add_parser("run", parents=[common], help="start the Discord bot")
     return parser
 
@@ -177,7 +179,16 @@ def _run(settings: Settings) -> int:
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     handlers = {"teach": _teach, "import": _import, "artists": _artists, "forget": _forget}
+    model_handlers = {
+        "train": cli_model.train,
+        "guess": cli_model.guess,
+        "stats": cli_model.stats,
+        "models": cli_model.models,
+        "rollback": cli_model.rollback,
+    }
     async with await Mimi.open(settings) as mimi:
+        if args.command in model_handlers:
+            return await model_handlers[args.command](args, mimi, _emit)
         return await handlers[args.command](args, mimi)
 
 
@@ -196,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.load(data_dir=args.data_dir)
         if args.command == "run":
             return _run(settings)
+        if args.command == "eval":
+            return cli_model.evaluate(args, settings, _emit)
         return asyncio.run(_dispatch(args, settings))
     except (MimiError, SettingsError) as err:
         print(f"mimi: {err}", file=sys.stderr)

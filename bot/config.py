@@ -52,6 +52,15 @@ class Settings:
     )
     decode_timeout_s: float = field(default=60.0, metadata={"env": "MIMI_DECODE_TIMEOUT_S"})
     ffmpeg: str = field(default="", metadata={"env": "MIMI_FFMPEG"})
+    frontend_weights: Path = field(
+        default=Path("pretrained") / features.WEIGHTS_FILENAME,
+        metadata={"env": "MIMI_FRONTEND_WEIGHTS"},
+    )
+    models_keep: int = field(default=5, metadata={"env": "MIMI_MODELS_KEEP"})
+    train_quiet_s: float = field(default=20.0, metadata={"env": "MIMI_TRAIN_QUIET_S"})
+    train_workers: int = field(default=1, metadata={"env": "MIMI_TRAIN_WORKERS"})
+    unsure_below: float = field(default=0.5, metadata={"env": "MIMI_UNSURE_BELOW"})
+    guess_windows: int = field(default=10, metadata={"env": "MIMI_GUESS_WINDOWS"})
     log_level: str = field(default="INFO", metadata={"env": "MIMI_LOG_LEVEL"})
 
     @property
@@ -70,15 +79,25 @@ class Settings:
         return self.data_dir / "mimi.sqlite3"
 
     @property
+    def models_dir(self) -> Path:
+        """Per-guild versioned models."""
+        return self.data_dir / "models"
+
+    @property
     def cache_dir(self) -> Path:
         """Per-song audio copies and cached features."""
         return self.data_dir / "cache"
 
     def __post_init__(self) -> None:
         positive = ("max_upload_mb", "max_song_minutes", "clip_seconds", "clip_hop_seconds")
-        for name in (*positive, "decode_timeout_s"):
+        counts = ("models_keep", "train_workers", "guess_windows")
+        for name in (*positive, *counts, "decode_timeout_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{_env_name(name)} must be greater than 0")
+        if not 0 <= self.unsure_below <= 1:
+            raise SettingsError("MIMI_UNSURE_BELOW must be between 0 and 1")
+        if self.train_quiet_s < 0:
+            raise SettingsError("MIMI_TRAIN_QUIET_S must not be negative")
         if self.clip_seconds > self.max_song_seconds:
             raise SettingsError("MIMI_CLIP_SECONDS must be shorter than MIMI_MAX_SONG_MINUTES")
 
@@ -97,8 +116,9 @@ class Settings:
             if text is not None and text.strip() != "":
                 values[f.name] = _parse(f.name, f.type, text.strip())
         values.update({k: v for k, v in over.items() if v is not None})
-        if "data_dir" in values:
-            values["data_dir"] = Path(values["data_dir"]).expanduser()  # type: ignore[arg-type]
+        for key in ("data_dir", "frontend_weights"):
+            if key in values:
+                values[key] = Path(values[key]).expanduser()  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.audio import DecodeLimits, decode
-from bot.cache import LOGMEL, SongCache
+from bot.cache import EMBEDDING, LOGMEL, SongCache, stages_with_embeddings
 from bot.config import Settings
 from bot.errors import AudioRejected
 from model_store import features
@@ -23,6 +23,7 @@ class IngestConfig:
     limits: DecodeLimits
     clip_seconds: float
     clip_hop_seconds: float
+    weights: Path | None = None  # musicnn weights; None skips the embedding stage
     ffmpeg: str = ""
 
     @classmethod
@@ -39,6 +40,7 @@ class IngestConfig:
             limits,
             settings.clip_seconds,
             settings.clip_hop_seconds,
+            settings.frontend_weights,
             settings.ffmpeg,
         )
 
@@ -78,6 +80,13 @@ def usable_clips(
     return tuple(out)
 
 
+def song_cache(config: IngestConfig) -> SongCache:
+    """The song cache with every stage this configuration computes."""
+    if config.weights is None:
+        return SongCache(config.cache_dir)
+    return SongCache(config.cache_dir, stages_with_embeddings(config.weights))
+
+
 def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:
     """Decode, validate, store the audio copy and log-mel, and list the song's usable clips."""
     decoded = decode(path, config.limits, config.ffmpeg)
@@ -90,7 +99,9 @@ def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:
             "Every part of the audio is near-silent; there is nothing to learn from.",
             code="silent",
         )
-    cache = SongCache(config.cache_dir)
+    cache = song_cache(config)
     cache.save_audio(guild_id, key, decoded.samples)
     cache.put(guild_id, key, LOGMEL.name, mel.astype(features.MEL_DTYPE))
+    if EMBEDDING in cache.stages:
+        cache.get(guild_id, key, EMBEDDING)  # computed once, at teach time
     return Ingested(key, file_sha256(path), decoded.seconds, decoded.format, clips)

@@ -9,14 +9,25 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.cache import SongCache
 from bot.config import Settings
 from bot.errors import DuplicateSong, MimiError, read_error
-from bot.ingest import IngestConfig, file_sha256, ingest_file
+from bot.ingest import IngestConfig, file_sha256, ingest_file, song_cache
+from bot.jobs import SongRef, TrainJob
 from bot.names import display_name
 from bot.store import ArtistSummary, NewSong, Song, Store, duplicate_error
+from model_store.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
+STAT_KEYS = (
+    "clip_accuracy",
+    "song_accuracy",
+    "macro_f1",
+    "confusion",
+    "val_songs",
+    "train_songs",
+    "measurable",
+    "needs_more_songs",
+)
 
 
 @dataclass
@@ -34,9 +45,10 @@ class Mimi:
     def __init__(self, settings: Settings, store: Store, executor: Executor | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.cache = SongCache(settings.cache_dir)
         self.executor = executor
         self.ingest_config = IngestConfig.from_settings(settings)
+        self.cache = song_cache(self.ingest_config)
+        self.registry = ModelRegistry(settings.models_dir, keep=settings.models_keep)
 
     @classmethod
     async def open(cls, settings: Settings, executor: Executor | None = None) -> Mimi:
@@ -128,6 +140,48 @@ class Mimi:
         for song in removed:
             self.cache.drop(guild_id, song.audio_sha256)
         return removed
+
+    async def training_job(self, guild_id: int, kind: str = "musicnn") -> TrainJob:
+        """Everything a worker needs to train this guild's model, read from the store."""
+        songs = []
+        for song in await self.store.songs(guild_id):
+            clips = tuple(await self.store.clips(guild_id, song.id))
+            songs.append(SongRef(song.id, song.artist, song.audio_sha256, clips))
+        return TrainJob(
+            guild_id=guild_id,
+            songs=tuple(songs),
+            cache_dir=self.settings.cache_dir,
+            weights=self.settings.frontend_weights,
+            models_dir=self.settings.models_dir,
+            keep=self.settings.models_keep,
+            kind=kind,
+        )
+
+    async def stats(self, guild_id: int) -> dict:
+        """Artists, totals, the current model and its honest held-out accuracy."""
+        artists = await self.store.artists(guild_id)
+        meta = self.registry.current(guild_id)
+        model = None
+        if meta is not None:
+            model = {
+                "version": meta.version,
+                "kind": meta.kind,
+                "trained_at": meta.created_at,
+                "train_seconds": meta.train_seconds,
+                "artists": meta.artists,
+                **{k: meta.metrics.get(k) for k in STAT_KEYS},
+            }
+        return {
+            "guild": guild_id,
+            "artists": [
+                {"name": a.name, "songs": a.songs, "clips": a.clips, "minutes": a.minutes}
+                for a in artists
+            ],
+            "songs": sum(a.songs for a in artists),
+            "clips": sum(a.clips for a in artists),
+            "model": model,
+            "runs": await self.store.runs(guild_id, limit=5),
+        }
 
     async def forget_song(self, guild_id: int, song_id: int) -> Song:
         """Remove one song, its clips and cached files."""

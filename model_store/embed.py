@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +27,19 @@ def patches_of(mel: np.ndarray, starts: Sequence[int]) -> np.ndarray:
     for i, s in enumerate(starts):
         out[i] = mel[s : s + PATCH_FRAMES]
     return out
+
+
+@lru_cache(maxsize=2)
+def frontend(weights_path: Path):
+    """The pretrained front-end, loaded once per process (workers keep it warm)."""
+    from model_store.musicnn import load_frontend
+
+    if not Path(weights_path).is_file():
+        raise FileNotFoundError(
+            f"pretrained musicnn weights not found at {weights_path}: run `make setup` or "
+            f"`python -m model_store.convert --out {weights_path}`"
+        )
+    return load_frontend(weights_path)
 
 
 def embed_mel(model, mel: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -8,6 +8,9 @@ import numpy as np
 
 # Bump FEATURE_VERSION whenever anything below changes the numbers a model sees.
 FEATURE_VERSION = 1
+# Bump FRONTEND_VERSION whenever the musicnn port's architecture or converted weights change.
+FRONTEND_VERSION = 1
+WEIGHTS_FILENAME = f"musicnn_msd_v{FRONTEND_VERSION}.weights.h5"
 SAMPLE_RATE = 16_000  # Hz, the pretrained musicnn front-end's rate
 N_FFT = 512
 HOP_LENGTH = 256  # samples per frame: 62.5 frames per second

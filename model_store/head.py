@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from model_store.embed import patches_in, select
 
 Progress = Callable[[int, int, float | None], None]  # epoch, of epochs, validation accuracy
+CHUNK_EPOCHS = 10  # epochs per compiled training call (and per progress report)
 
 
 @dataclass(frozen=True)
@@ -29,15 +30,14 @@ class HeadConfig:
 
     parts: tuple[str, ...] = ("penultimate",)
     level: str = "clip"  # "clip": one example per clip (mean of its patches); "patch": per patch
-    hidden: int = 0  # 0: a linear (logistic-regression) head
-    dropout: float = 0.3
-    l2: float = 1e-3
-    learning_rate: float = 3e-3
+    scale: float = 10.0  # softmax temperature of the centroid-initialised (imprinted) layer
+    dropout: float = 0.0
+    l2: float = 0.0
+    learning_rate: float = 1e-3
     batch_size: int = 128
-    max_epochs: int = 300
-    patience: int = 30
+    max_epochs: int = 200
+    patience: int = 30  # epochs without training-loss improvement before stopping
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def examples(song: SongEmbeddings, config: HeadConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -73,22 +73,29 @@ def stack(
 
 
 def build_model(input_shape: tuple[int, ...], n_classes: int, config: HeadConfig | None = None):
-    """Normalisation -> dropout -> [dense ReLU -> dropout] -> softmax over the artists."""
+    """L2 normalisation -> dropout -> dense softmax over the artists."""
     import keras
     from keras import layers
 
     config = config or HeadConfig()
-    reg = keras.regularizers.L2(config.l2)
+    reg = keras.regularizers.L2(config.l2) if config.l2 else None
     inputs = keras.Input(shape=input_shape, name="embedding")
-    x = layers.Normalization(name="norm")(inputs)
+    x = layers.UnitNormalization(name="norm")(inputs)
     x = layers.Dropout(config.dropout)(x)
-    if config.hidden:
-        x = layers.Dense(config.hidden, activation="relu", kernel_regularizer=reg)(x)
-        x = layers.Dropout(config.dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="artist")(
-        x
-    )
-    return keras.Model(inputs, outputs, name="mimi_head")
+    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg, name="artist")
+    return keras.Model(inputs, outputs(x), name="mimi_head")
+
+
+def imprint(model, x: np.ndarray, y: np.ndarray, scale: float) -> None:
+    """Start the output layer at the artists' mean directions (a nearest-centroid classifier)."""
+    z = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    n = model.get_layer("artist").units
+    centroids = np.zeros((n, z.shape[1]), np.float32)
+    for k in range(n):
+        if (y == k).any():
+            centroids[k] = z[y == k].mean(axis=0)
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    model.get_layer("artist").set_weights([scale * centroids.T, np.zeros(n, np.float32)])
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -98,46 +105,72 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
 
 
 def fit(
-    train: Sequence[SongEmbeddings], val: Sequence[SongEmbeddings], artists: Sequence[str],
-    config: HeadConfig, progress: Progress | None = None,
-):  # fmt: skip
-    """Train a head; early-stop on held-out songs' loss (or training loss without any)."""
+    train: Sequence[SongEmbeddings],
+    val: Sequence[SongEmbeddings],
+    artists: Sequence[str],
+    config: HeadConfig,
+    progress: Progress | None = None,
+):
+    """Train a head on `train`; `val` songs are scored as it goes, for progress reports only.
+
+    Epochs run in chunks of CHUNK_EPOCHS inside one compiled loop (10x faster than plain
+    `fit` on small data); early stopping watches the training loss per chunk and restores the
+    best weights.
+    """
     import keras
+    import tensorflow as tf
 
     keras.utils.set_random_seed(config.seed)
     x, y = stack(train, artists, config)
+    weights = class_weights(y, len(artists))
+    w = np.array([weights[int(k)] for k in y], np.float32)
     model = build_model(x.shape[1:], len(artists), config)
-    model.get_layer("norm").adapt(x)
+    imprint(model, x, y, config.scale)
+    steps = math.ceil(len(x) / config.batch_size)
+    chunks = max(1, math.ceil(config.max_epochs / CHUNK_EPOCHS))
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=steps * CHUNK_EPOCHS,
     )
-    validation = stack(val, artists, config) if val else None
-    monitor = "val_loss" if validation else "loss"
+    data = (
+        tf.data.Dataset.from_tensor_slices((x, y, w))
+        .shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+        .repeat()
+    )
     callbacks = [
         keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=config.patience, restore_best_weights=True
+            monitor="loss",
+            patience=max(1, config.patience // CHUNK_EPOCHS),
+            min_delta=1e-4,
+            restore_best_weights=True,
         )
     ]
     if progress is not None:
-        callbacks.append(progress_callback(progress, config.max_epochs))
+        callbacks.append(progress_callback(progress, chunks * CHUNK_EPOCHS))
     history = model.fit(
-        x, y, validation_data=validation, epochs=config.max_epochs,
-        batch_size=config.batch_size, class_weight=class_weights(y, len(artists)),
-        shuffle=True, verbose=0, callbacks=callbacks,
-    )  # fmt: skip
-    return model, {"epochs": len(history.history["loss"]), "examples": len(x)}
+        data,
+        epochs=chunks,
+        steps_per_epoch=steps * CHUNK_EPOCHS,
+        validation_data=stack(val, artists, config) if val else None,
+        shuffle=False,  # the dataset reshuffles itself every pass
+        verbose=0,
+        callbacks=callbacks,
+    )
+    epochs = len(history.history["loss"]) * CHUNK_EPOCHS
+    return model, {"epochs": epochs, "examples": len(x)}
 
 
 def progress_callback(progress: Progress, total: int):
-    """A Keras callback reporting (epoch, total, val accuracy) after each epoch."""
+    """A Keras callback reporting (epoch, total, val accuracy) after each chunk of epochs."""
     import keras
 
     class ProgressCallback(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             acc = (logs or {}).get("val_accuracy")
-            progress(epoch + 1, total, None if acc is None else float(acc))
+            progress((epoch + 1) * CHUNK_EPOCHS, total, None if acc is None else float(acc))
 
     return ProgressCallback()
 

@@ -8,11 +8,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from model_store.features import N_MELS, PATCH_FRAMES
-
-# Bump FRONTEND_VERSION whenever the architecture or the converted weights change.
-FRONTEND_VERSION = 1
-WEIGHTS_FILENAME = f"musicnn_msd_v{FRONTEND_VERSION}.weights.h5"
+from model_store.features import FRONTEND_VERSION, N_MELS, PATCH_FRAMES, WEIGHTS_FILENAME
 
 # musicnn/configuration.py MSD_LABELS, same order as the 50 logits.
 MSD_LABELS: tuple[str, ...] = (
@@ -128,9 +124,9 @@ def build_frontend() -> keras.Model:
     return keras.Model(inputs, outputs, name=f"msd_musicnn_v{FRONTEND_VERSION}")
 
 
-def default_weights_path(data_dir: str | Path = "data") -> Path:
-    """Where the converted weights live under a data folder (MIMI_DATA_DIR): models/<file>."""
-    return Path(data_dir) / "models" / WEIGHTS_FILENAME
+def default_weights_path() -> Path:
+    """Where setup puts the converted weights (the MIMI_FRONTEND_WEIGHTS default)."""
+    return Path("pretrained") / WEIGHTS_FILENAME
 
 
 def load_frontend(weights_path: str | Path) -> keras.Model:

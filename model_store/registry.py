@@ -84,10 +84,8 @@ class ModelMeta:
 
 
 def _frontend_version() -> int:
-    """This mimi's front-end version; imported lazily because musicnn pulls in keras."""
-    from model_store.musicnn import FRONTEND_VERSION
-
-    return FRONTEND_VERSION
+    """This mimi's front-end version."""
+    return features.FRONTEND_VERSION
 
 
 def _fsync(path: Path) -> None:

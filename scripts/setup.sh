@@ -45,4 +45,11 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
     "$PY" -m pip install --quiet --disable-pip-version-check imageio-ffmpeg
   fi
 fi
+# The pretrained musicnn front-end: fetch the pinned wheel (sha256-checked) and convert it once.
+weights=${MIMI_FRONTEND_WEIGHTS:-pretrained/$("$PY" -c \
+  'from model_store.features import WEIGHTS_FILENAME as w; print(w)')}
+if [ ! -f "$weights" ]; then
+  log "converting the pretrained musicnn weights to $weights"
+  "$PY" -m model_store.convert --out "$weights" --wheel-dir "${MIMI_WHEEL_CACHE:-.cache/wheels}" >&2
+fi
 log "ready"

@@ -8,12 +8,29 @@ import pytest
 
 from bot.config import Settings
 from bot.service import Mimi
+from model_store.features import WEIGHTS_FILENAME
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def frontend_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Converted musicnn weights: the ones `make` built, else converted from the pinned wheel."""
+    built = ROOT / "pretrained" / WEIGHTS_FILENAME
+    if built.is_file():
+        return built
+    from model_store.convert import convert, fetch_wheel
+
+    tmp = tmp_path_factory.mktemp("pretrained")
+    return convert(fetch_wheel(tmp), tmp / WEIGHTS_FILENAME)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, frontend_weights: Path) -> Settings:
     """Settings with a fresh data dir and no environment or .env influence."""
-    return Settings.load(environ={}, env_file=None, data_dir=tmp_path / "data")
+    return Settings.load(
+        environ={}, env_file=None, data_dir=tmp_path / "data", frontend_weights=frontend_weights
+    )
 
 
 @pytest.fixture

@@ -15,9 +15,18 @@ from tests.audio_factory import encode
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _weights(frontend_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every CLI run at the converted front-end weights."""
+    monkeypatch.setenv("MIMI_FRONTEND_WEIGHTS", str(frontend_weights))
+
+
 def mimi(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m bot ARGS` in `cwd` with a clean mimi environment."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MIMI_", "DISCORD_"))}
+    """Run `python -m bot ARGS` in `cwd` with a clean mimi environment (weights kept)."""
+    keep = ("MIMI_FRONTEND_WEIGHTS",)
+    base = {
+        k: v for k, v in os.environ.items() if k in keep or not k.startswith(("MIMI_", "DISCORD_"))
+    }
     base["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
@@ -122,3 +131,69 @@ def test_rejected_file_exits_1_and_keeps_going(tmp_path: Path, library: Path) ->
     statuses = [r["status"] for r in json.loads(out.stdout)["results"]]
     assert statuses == ["rejected", "taught"]
     assert out.stderr.startswith("mimi: bad.mp3: That doesn't look like audio")
+
+
+def test_train_guess_stats_models_rollback(tmp_path: Path, library: Path) -> None:
+    """The model commands work end to end and keep their documented JSON fields."""
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert mimi("import", str(library), *data, cwd=tmp_path).returncode == 0
+    first = mimi("train", *data, "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    meta = json.loads(first.stdout)
+    assert meta["version"] == 1 and meta["artists"] == ["Alpha", "Beta"]
+    assert {"song_accuracy", "clip_accuracy", "confusion"} <= meta["metrics"].keys()
+    clip = encode(tmp_path / "q.mp3", "mp3", seconds=15, voice=1, seed=42)
+    png = tmp_path / "guess.png"
+    out = mimi("guess", str(clip), *data, "--json", "--png", str(png), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    guess = json.loads(out.stdout)
+    assert {"top", "windows", "model_version", "unsure"} <= guess.keys()
+    assert guess["top"][0]["artist"] == "Beta" and guess["model_version"] == 1
+    assert set(guess["windows"][0]) == {"start", "end", "artist", "probability"}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stats = json.loads(mimi("stats", *data, "--json", cwd=tmp_path).stdout)
+    assert stats["songs"] == 4 and stats["model"]["version"] == 1
+    assert {"clip_accuracy", "song_accuracy", "confusion", "trained_at"} <= stats["model"].keys()
+    assert mimi("train", *data, cwd=tmp_path).returncode == 0
+    back = mimi("rollback", *data, "--json", cwd=tmp_path)
+    assert json.loads(back.stdout)["version"] == 1
+    listed = json.loads(mimi("models", *data, "--json", cwd=tmp_path).stdout)
+    assert listed["current"] == 1 and [v["version"] for v in listed["versions"]] == [1, 2]
+
+
+def test_eval_reports_song_level_metrics(tmp_path: Path, library: Path) -> None:
+    """eval cross-validates a folder by song without creating any guild data."""
+    out = mimi("eval", str(library), "--folds", "2", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    fields = {
+        "artists",
+        "songs",
+        "clips",
+        "clip_accuracy",
+        "song_accuracy",
+        "macro_f1",
+        "confusion",
+        "train_seconds",
+        "folds",
+    }
+    assert fields <= result.keys()
+    assert result["songs"] == 4 and result["folds"] == 2 and result["artists"] == ["Alpha", "Beta"]
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["guess", "missing.mp3"], "no trained model yet"),
+        (["train"], "at least 2 artists"),
+        (["rollback"], "no trained model yet"),
+    ],
+)
+def test_model_commands_explain_missing_prerequisites(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    """Before anything is taught, model commands say what to do, with exit code 1."""
+    out = mimi(*args, "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
+    assert out.returncode == 1 and words.lower() in out.stderr.lower()
+    assert len(out.stderr.strip().splitlines()) == 1

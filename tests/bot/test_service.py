@@ -163,7 +163,9 @@ CRASH_SCRIPT = textwrap.dedent(
     aiosqlite.Connection.executemany = crash
 
     async def main():
-        settings = Settings.load(environ={}, env_file=None, data_dir=Path(sys.argv[1]))
+        settings = Settings.load(
+            environ={}, env_file=None, data_dir=Path(sys.argv[1]), frontend_weights=sys.argv[3]
+        )
         mimi = await Mimi.open(settings)
         await mimi.teach(1, "Ghost", Path(sys.argv[2]))
 
@@ -179,7 +181,14 @@ async def test_crash_mid_teach_leaves_no_half_song(settings: Settings, tmp_path:
     path = encode(tmp_path / "ghost.mp3", "mp3", voice=1)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-c", CRASH_SCRIPT, str(settings.data_dir), str(path)],
+        [
+            sys.executable,
+            "-c",
+            CRASH_SCRIPT,
+            str(settings.data_dir),
+            str(path),
+            str(settings.frontend_weights),
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -9,6 +9,7 @@ pytest.importorskip("keras")
 
 from model_store.embed import PARTS, PATCH_SECONDS, patches_in, select
 from model_store.head import (
+    CHUNK_EPOCHS,
     HeadConfig,
     SongEmbeddings,
     class_weights,
@@ -69,6 +70,6 @@ def test_head_learns_separable_artists() -> None:
         HeadConfig(max_epochs=40, patience=5),
         progress=lambda e, n, acc: epochs.append(e),
     )
-    assert info["epochs"] == len(epochs) and epochs[0] == 1
+    assert epochs[0] == CHUNK_EPOCHS and info["epochs"] == epochs[-1] <= 40
     predicted = [int(song.argmax()) for _, song in song_log_probs(model, test, HeadConfig())]
     assert predicted == [0, 1, 2]

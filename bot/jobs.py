@@ -1,0 +1,178 @@
+"""Work done in worker processes: training a guild's model and guessing a clip."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bot.cache import EMBEDDING, LOGMEL, SongCache, stages_with_embeddings
+from bot.ingest import IngestConfig
+from model_store import features
+from model_store.head import HeadConfig, SongEmbeddings
+from model_store.registry import ModelMeta, ModelRegistry
+
+MODEL_FILE = "model.keras"
+KINDS = ("musicnn", "scratch")
+
+
+@dataclass(frozen=True)
+class SongRef:
+    """A stored song as a worker needs it: id, artist, cache key and clips."""
+
+    song_id: int
+    artist: str
+    key: str
+    clips: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything a worker needs to train and publish one guild's model."""
+
+    guild_id: int
+    songs: tuple[SongRef, ...]
+    cache_dir: Path
+    weights: Path
+    models_dir: Path
+    keep: int = 5
+    kind: str = "musicnn"
+    seed: int = 0
+
+
+def _send(sink, guild_id: int, epoch: int, total: int, accuracy: float | None) -> None:
+    """Report one epoch to the parent (a multiprocessing queue proxy), never failing training."""
+    if sink is not None:
+        with contextlib.suppress(Exception):  # the parent went away: keep training regardless
+            sink.put((guild_id, epoch, total, accuracy))
+
+
+def train_job(job: TrainJob, sink=None) -> dict:
+    """Train a guild's model from its cached embeddings and publish it; returns meta as dict."""
+    started = time.perf_counter()
+    cache = SongCache(job.cache_dir, stages_with_embeddings(job.weights))
+
+    def progress(epoch: int, total: int, accuracy: float | None) -> None:
+        _send(sink, job.guild_id, epoch, total, accuracy)
+
+    snapshot: dict[str, list[int]] = {}
+    for ref in job.songs:
+        snapshot.setdefault(ref.artist, []).append(ref.song_id)
+    if job.kind == "scratch":
+        from model_store.baselines import MelSong
+        from model_store.train import train_scratch_model
+
+        mel_songs = [
+            MelSong(r.song_id, r.artist, cache.get(job.guild_id, r.key, LOGMEL.name), r.clips)
+            for r in job.songs
+        ]
+        result = train_scratch_model(mel_songs, seed=job.seed)
+        frontend = None
+    else:
+        from model_store.train import train_head_model
+
+        songs = [
+            SongEmbeddings(r.song_id, r.artist, cache.get(job.guild_id, r.key, EMBEDDING), r.clips)
+            for r in job.songs
+        ]
+        result = train_head_model(songs, HeadConfig(seed=job.seed), progress)
+        frontend = features.FRONTEND_VERSION
+    registry = ModelRegistry(job.models_dir, keep=job.keep)
+    meta = registry.publish(
+        job.guild_id,
+        lambda folder: result.model.save(folder / MODEL_FILE),
+        kind=job.kind,
+        artists=result.artists,
+        feature_version=features.FEATURE_VERSION,
+        frontend_version=frontend,
+        metrics=result.metrics,
+        train_seconds=round(time.perf_counter() - started, 2),
+        snapshot=snapshot,
+    )
+    return meta.to_dict()
+
+
+# --- guessing: a warm worker keeps the front-end and recent guild models loaded -------------
+
+_MODELS: OrderedDict[tuple[str, int, int], object] = OrderedDict()
+MODEL_CACHE_SIZE = 8
+
+
+def _head(registry: ModelRegistry, guild_id: int, meta: ModelMeta):
+    """The guild's current Keras model, from a small per-process LRU keyed by version."""
+    import keras
+
+    key = (str(registry.root), guild_id, meta.version)
+    if key in _MODELS:
+        _MODELS.move_to_end(key)
+        return _MODELS[key]
+    model = keras.models.load_model(registry.folder(guild_id, meta.version) / MODEL_FILE)
+    _MODELS[key] = model
+    while len(_MODELS) > MODEL_CACHE_SIZE:
+        _MODELS.popitem(last=False)
+    return model
+
+
+@dataclass(frozen=True)
+class GuessConfig:
+    """What a guess needs besides the file: where models live, decoding limits, output knobs."""
+
+    models_dir: Path
+    ingest: IngestConfig
+    top_k: int = 3
+    unsure_below: float = 0.5
+    max_windows: int = 10
+
+
+def guess_file(path: Path, guild_id: int, config: GuessConfig) -> dict:
+    """Decode a clip and name its likeliest artists with the guild's current model."""
+    from bot.audio import DecodeLimits, decode
+    from model_store.predict import guess_mel
+
+    registry = ModelRegistry(config.models_dir)
+    meta = registry.require_current(guild_id)
+    limits = config.ingest.limits
+    decoded = decode(
+        path,
+        DecodeLimits(limits.max_bytes, limits.max_seconds, min_guess_seconds(), limits.timeout_s),
+        config.ingest.ffmpeg,
+    )
+    mel = features.log_mel(decoded.as_float())
+    frontend = None
+    if meta.frontend_version is not None:
+        from model_store.embed import frontend as load_frontend
+
+        frontend = load_frontend(config.ingest.weights)
+    parts = tuple(meta.metrics.get("head", {}).get("parts", ("penultimate",)))
+    result = guess_mel(
+        mel,
+        _head(registry, guild_id, meta),
+        meta.kind,
+        meta.artists,
+        frontend,
+        parts=parts,
+        top_k=config.top_k,
+        unsure_below=config.unsure_below,
+        max_windows=config.max_windows,
+    )
+    result["model_version"] = meta.version
+    result["seconds"] = round(decoded.seconds, 2)
+    result["mel"] = mel.astype(np.float16)
+    return result
+
+
+def min_guess_seconds() -> float:
+    """The shortest clip worth guessing: one musicnn patch (3 s)."""
+    return features.PATCH_FRAMES * features.HOP_LENGTH / features.SAMPLE_RATE
+
+
+def warm_up(weights: Path) -> None:
+    """Worker initializer: import TensorFlow and load the front-end before the first request."""
+    from model_store.embed import frontend
+
+    if Path(weights).is_file():
+        frontend(weights)

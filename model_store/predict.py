@@ -1,0 +1,111 @@
+"""Guessing: windows across a clip -> per-window probabilities -> mean log-prob -> top artists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from model_store.embed import PARTS
+from model_store.features import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE, frames_for
+
+WINDOW_FRAMES = frames_for(10.0)  # a window is one training clip: 10 s
+
+
+def window_starts(n_frames: int, window: int, max_windows: int) -> list[int]:
+    """Start frames of at most `max_windows` windows spread evenly across the clip."""
+    if n_frames <= window:
+        return [0]
+    tiles = list(range(0, n_frames - window + 1, window))
+    if len(tiles) <= max_windows:
+        return tiles
+    return sorted({round(float(s)) for s in np.linspace(0, n_frames - window, max_windows)})
+
+
+def _musicnn_window_probs(
+    mel: np.ndarray, starts: Sequence[int], window: int, head, frontend, parts: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(windows x artists) probabilities and the mean MSD taggram, from the pretrained front-end."""
+    from model_store.musicnn import embed_patches
+
+    spans, patches = [], []
+    for s in starts:
+        end = min(len(mel), s + window)
+        offsets = list(range(s, end - PATCH_FRAMES + 1, PATCH_FRAMES)) or [
+            max(0, end - PATCH_FRAMES)
+        ]
+        spans.append((len(patches), len(patches) + len(offsets)))
+        patches += [mel[o : o + PATCH_FRAMES] for o in offsets]
+    x = np.stack(patches).astype(np.float32)
+    if x.shape[1] < PATCH_FRAMES:  # shorter than a patch: pad with silence's log-mel (zeros)
+        x = np.pad(x, ((0, 0), (0, PATCH_FRAMES - x.shape[1]), (0, 0)))
+    out = embed_patches(frontend, x)
+    feats = np.concatenate([out[p] for p in PARTS if p in parts], axis=1)
+    rows = np.stack([feats[a:b].mean(axis=0) for a, b in spans])
+    return head.predict(rows, verbose=0), out["taggram"].mean(axis=0)
+
+
+def _scratch_window_probs(mel: np.ndarray, starts: Sequence[int], window: int, model) -> np.ndarray:
+    """(windows x artists) probabilities from the from-scratch CNN on 10 s mel images."""
+    images = np.zeros((len(starts), window, mel.shape[1], 1), np.float32)
+    for i, s in enumerate(starts):
+        span = mel[s : s + window]
+        images[i, : len(span), :, 0] = span
+    return model.predict(images, verbose=0)
+
+
+def guess_mel(
+    mel: np.ndarray,
+    model,
+    kind: str,
+    artists: Sequence[str],
+    frontend=None,
+    *,
+    parts: Sequence[str] = ("penultimate",),
+    top_k: int = 3,
+    unsure_below: float = 0.5,
+    max_windows: int = 10,
+) -> dict:
+    """Top-k artists, a per-window timeline and (with musicnn) the clip's top MSD tags."""
+    mel = np.nan_to_num(np.asarray(mel, dtype=np.float32))
+    starts = window_starts(len(mel), WINDOW_FRAMES, max_windows)
+    tags: list[dict] = []
+    if kind == "scratch":
+        probs = _scratch_window_probs(mel, starts, WINDOW_FRAMES, model)
+    else:
+        probs, taggram = _musicnn_window_probs(mel, starts, WINDOW_FRAMES, model, frontend, parts)
+        tags = top_tags(taggram)
+    logp = np.log(np.clip(probs, 1e-7, 1.0))
+    mean = logp.mean(axis=0)
+    overall = np.exp(mean - mean.max())
+    overall /= overall.sum()
+    order = np.argsort(-overall)[:top_k]
+    seconds_per_frame = HOP_LENGTH / SAMPLE_RATE
+    windows = [
+        {
+            "start": round(s * seconds_per_frame, 2),
+            "end": round(min(len(mel), s + WINDOW_FRAMES) * seconds_per_frame, 2),
+            "artist": artists[int(p.argmax())],
+            "probability": round(float(p.max()), 4),
+        }
+        for s, p in zip(starts, probs, strict=True)
+    ]
+    top = [{"artist": artists[i], "probability": round(float(overall[i]), 4)} for i in order]
+    return {
+        "top": top,
+        "windows": windows,
+        "unsure": bool(top[0]["probability"] < unsure_below),
+        "tags": tags,
+    }
+
+
+def top_tags(taggram: np.ndarray, k: int = 3, floor: float = 0.1) -> list[dict]:
+    """The strongest MSD tags of a clip ("sounds like: rock, 80s"), above a small floor."""
+    from model_store.musicnn import MSD_LABELS
+
+    order = np.argsort(-taggram)[:k]
+    return [
+        {"tag": MSD_LABELS[i], "score": round(float(taggram[i]), 3)}
+        for i in order
+        if taggram[i] >= floor
+    ]

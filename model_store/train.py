@@ -1,0 +1,170 @@
+"""Training a server's model: hold out whole songs, early-stop on them, report, refit on all."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.errors import MimiError
+from model_store.evaluate import score
+from model_store.head import HeadConfig, Progress, SongEmbeddings, fit, n_val_songs, song_log_probs
+
+VAL_FRACTION = 0.2
+
+
+@dataclass
+class TrainResult:
+    """A trained head, its artists in class order, honest metrics and wall time."""
+
+    model: object
+    artists: list[str]
+    metrics: dict
+    seconds: float
+
+
+def artist_order(songs: Sequence[SongEmbeddings]) -> list[str]:
+    """Class order: artists sorted case-insensitively (stable across retrains)."""
+    return sorted({s.artist for s in songs}, key=lambda a: (a.casefold(), a))
+
+
+def holdout_split(
+    songs: Sequence[SongEmbeddings], fraction: float = VAL_FRACTION, seed: int = 0
+) -> tuple[list[SongEmbeddings], list[SongEmbeddings]]:
+    """Hold out whole songs per artist; nothing when any artist has fewer than 2 songs."""
+    by_artist: dict[str, list[SongEmbeddings]] = {}
+    for song in songs:
+        by_artist.setdefault(song.artist, []).append(song)
+    if any(len(group) < 2 for group in by_artist.values()):
+        return list(songs), []
+    rng = random.Random(seed)
+    train, val = [], []
+    for artist in sorted(by_artist):
+        group = sorted(by_artist[artist], key=lambda s: s.song_id)
+        rng.shuffle(group)
+        held = n_val_songs(len(group), fraction)
+        val += group[:held]
+        train += group[held:]
+    return train, val
+
+
+def missing_for_validation(songs: Sequence[SongEmbeddings]) -> dict[str, int]:
+    """Artists with fewer than 2 songs and how many more each needs for honest accuracy."""
+    counts: dict[str, int] = {}
+    for song in songs:
+        counts[song.artist] = counts.get(song.artist, 0) + 1
+    return {a: 2 - n for a, n in sorted(counts.items()) if n < 2}
+
+
+def train_head_model(
+    songs: Sequence[SongEmbeddings],
+    config: HeadConfig | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train on a guild's songs: measure on held-out songs, then train on every song."""
+    config = config or HeadConfig()
+    started = time.perf_counter()
+    songs = [s for s in songs if len(s.clips)]
+    artists = artist_order(songs)
+    if len(artists) < 2:
+        raise MimiError(
+            "I need songs by at least 2 artists before I can learn to tell them apart.",
+            code="too_few_artists",
+        )
+    train, val = holdout_split(songs, seed=config.seed)
+    metrics: dict = {"train_songs": len(train), "val_songs": len(val)}
+    if val:
+        # Measure the procedure honestly on songs it never saw, then train it on every song.
+        held_out_model, _ = fit(train, val, artists, config, progress)
+        index = {a: i for i, a in enumerate(artists)}
+        clips = [c for c, _ in song_log_probs(held_out_model, val, config)]
+        metrics.update(score([index[s.artist] for s in val], clips, len(artists)))
+        metrics["measurable"] = True
+        model, info = fit(songs, [], artists, config, None)
+    else:
+        model, info = fit(songs, [], artists, config, progress)
+        metrics.update(
+            measurable=False,
+            clip_accuracy=None,
+            song_accuracy=None,
+            macro_f1=None,
+            confusion=None,
+            needs_more_songs=missing_for_validation(songs),
+        )
+    metrics["epochs"] = info["epochs"]
+    metrics["artists"] = artists
+    metrics["head"] = {"parts": list(config.parts), "level": config.level}
+    return TrainResult(model, artists, metrics, round(time.perf_counter() - started, 2))
+
+
+def song_count_note(metrics: dict) -> str:
+    """A sentence on how much more to teach before accuracy can be measured, or ''."""
+    missing = metrics.get("needs_more_songs") or {}
+    if not missing:
+        return ""
+    names = ", ".join(f"{a} (+{n})" for a, n in missing.items())
+    return f"Accuracy is not yet measurable: teach at least one more song of {names}."
+
+
+def predict_clips(model, songs: Sequence[SongEmbeddings], config: HeadConfig) -> list[np.ndarray]:
+    """Per-clip log-probabilities for each song."""
+    return [c for c, _ in song_log_probs(model, songs, config)]
+
+
+def train_scratch_model(songs: Sequence, seed: int = 0) -> TrainResult:
+    """The original recipe as a server model: a from-scratch CNN on 10 s mel clips."""
+    from model_store.baselines import ScratchConfig, train_scratch
+
+    started = time.perf_counter()
+    songs = [s for s in songs if len(s.clips)]
+    artists = artist_order(songs)
+    if len(artists) < 2:
+        raise MimiError(
+            "I need songs by at least 2 artists before I can learn to tell them apart.",
+            code="too_few_artists",
+        )
+    train, val = holdout_split(songs, seed=seed)
+    model, info = train_scratch(train, artists, ScratchConfig(seed=seed))
+    metrics: dict = {"train_songs": len(train), "val_songs": len(val), "epochs": info["epochs"]}
+    if val:
+        index = {a: i for i, a in enumerate(artists)}
+        predictor = _scratch_predictor(model, len(artists))
+        metrics.update(score([index[s.artist] for s in val], predictor(val), len(artists)))
+        metrics["measurable"] = True
+    else:
+        metrics.update(
+            measurable=False,
+            clip_accuracy=None,
+            song_accuracy=None,
+            macro_f1=None,
+            confusion=None,
+            needs_more_songs=missing_for_validation(songs),
+        )
+    metrics["artists"] = artists
+    return TrainResult(model, artists, metrics, round(time.perf_counter() - started, 2))
+
+
+def _scratch_predictor(model, n_classes: int):
+    """Per-clip log-probabilities of MelSongs under a scratch CNN."""
+    from model_store.baselines import clip_images, softmax_predictor
+
+    return softmax_predictor(model, clip_images, n_classes, 32)
+
+
+def musicnn_method(config: HeadConfig | None = None):
+    """The production training procedure as an evaluation Method (see model_store.evaluate)."""
+    config = config or HeadConfig()
+
+    def method(train: Sequence[SongEmbeddings], artists: Sequence[str]):
+        result = train_head_model(train, config)
+        order = [result.artists.index(a) for a in artists]
+
+        def predictor(test: Sequence[SongEmbeddings]) -> list[np.ndarray]:
+            return [clips[:, order] for clips in predict_clips(result.model, test, config)]
+
+        return predictor
+
+    return method

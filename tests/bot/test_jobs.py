@@ -1,0 +1,96 @@
+"""Worker jobs end to end: teach real files, train and publish, then guess held-out audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import MimiError
+from bot.inference import guess_config
+from bot.jobs import guess_file, train_job
+from bot.service import Mimi
+from model_store.predict import window_starts
+from model_store.registry import ModelRegistry, NoModel
+from tests.audio_factory import encode
+
+ARTISTS = {"Drone": 0, "Chime": 4}
+
+
+async def teach_two_artists(mimi: Mimi, tmp_path: Path, guild: int = 1, songs: int = 3) -> None:
+    """Teach `songs` real MP3s of each synthetic artist."""
+    for artist, voice in ARTISTS.items():
+        for i in range(songs):
+            path = encode(tmp_path / f"{artist}{i}.mp3", "mp3", seconds=21, voice=voice, seed=i)
+            await mimi.teach(guild, artist, path)
+
+
+async def test_train_then_guess_held_out_audio(mimi: Mimi, tmp_path: Path) -> None:
+    """A published model names the artist of audio it never heard, with a window timeline."""
+    await teach_two_artists(mimi, tmp_path)
+    progress: list[tuple] = []
+
+    class Sink:
+        def put(self, item: tuple) -> None:
+            progress.append(item)
+
+    meta = train_job(await mimi.training_job(1), Sink())
+    assert meta["version"] == 1 and meta["artists"] == ["Chime", "Drone"]
+    assert meta["metrics"]["val_songs"] == 2 and meta["snapshot"].keys() == ARTISTS.keys()
+    assert progress and progress[0][0] == 1
+    config = guess_config(mimi.settings)
+    for artist, voice in ARTISTS.items():
+        clip = encode(tmp_path / f"new_{artist}.ogg", "ogg", seconds=25, voice=voice, seed=77)
+        result = guess_file(clip, 1, config)
+        assert result["top"][0]["artist"] == artist
+        assert result["model_version"] == 1 and not result["unsure"]
+        assert [(w["start"], w["end"]) for w in result["windows"]] == [(0.0, 10.0), (10.0, 20.0)]
+        assert sum(t["probability"] for t in result["top"]) == pytest.approx(1.0, abs=1e-3)
+
+
+async def test_guess_before_any_model_says_what_to_do(mimi: Mimi, tmp_path: Path) -> None:
+    """Guessing in a guild without a model explains how to get one."""
+    clip = encode(tmp_path / "c.mp3", "mp3", seconds=5)
+    with pytest.raises(NoModel, match="teach at least 2 artists"):
+        guess_file(clip, 5, guess_config(mimi.settings))
+
+
+async def test_short_clips_can_be_guessed(mimi: Mimi, tmp_path: Path) -> None:
+    """A 4-second clip (shorter than a training clip) still gets a one-window guess."""
+    await teach_two_artists(mimi, tmp_path, songs=2)
+    train_job(await mimi.training_job(1))
+    clip = encode(tmp_path / "short.wav", "wav", seconds=4, voice=0, seed=5)
+    result = guess_file(clip, 1, guess_config(mimi.settings))
+    assert result["top"][0]["artist"] == "Drone" and len(result["windows"]) == 1
+    with pytest.raises(MimiError, match="too short"):
+        guess_file(encode(tmp_path / "tiny.wav", "wav", seconds=1), 1, guess_config(mimi.settings))
+
+
+async def test_scratch_model_trains_and_guesses(mimi: Mimi, tmp_path: Path) -> None:
+    """The original recipe is available as a model kind and answers guesses too."""
+    await teach_two_artists(mimi, tmp_path)
+    meta = train_job(await mimi.training_job(1, kind="scratch"))
+    assert meta["kind"] == "scratch" and meta["frontend_version"] is None
+    result = guess_file(
+        encode(tmp_path / "x.mp3", "mp3", seconds=12, voice=4, seed=9),
+        1,
+        guess_config(mimi.settings),
+    )
+    assert result["model_version"] == 1 and result["tags"] == []
+    assert {t["artist"] for t in result["top"]} == set(ARTISTS)
+
+
+async def test_guilds_have_separate_models(mimi: Mimi, tmp_path: Path) -> None:
+    """Training guild 1 publishes nothing for guild 2."""
+    await teach_two_artists(mimi, tmp_path, songs=2)
+    train_job(await mimi.training_job(1))
+    registry = ModelRegistry(mimi.settings.models_dir)
+    assert registry.current(1) is not None and registry.current(2) is None
+
+
+def test_windows_spread_across_long_clips() -> None:
+    """Long uploads are sampled with evenly spread windows; short ones are tiled."""
+    assert window_starts(625 * 3, 625, 10) == [0, 625, 1250]
+    starts = window_starts(15000, 625, 10)
+    assert len(starts) == 10 and starts[0] == 0 and starts[-1] == 15000 - 625
+    assert window_starts(300, 625, 10) == [0]
