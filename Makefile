@@ -14,7 +14,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest
+	MIMI_WHEEL_CACHE=.cache/wheels $(BIN)/python -m pytest
 
 run: setup
 	$(BIN)/mimi run
@@ -22,6 +22,7 @@ run: setup
 bench: setup
 	@test -d $(DEVSET) || bash ../shared/bench/make_devset.sh $(DEVSET)
 	$(BIN)/python bench/ingest.py --devset $(DEVSET)
+	$(BIN)/python bench/train_eval.py --devset $(DEVSET)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

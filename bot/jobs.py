@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.cache import EMBEDDING, LOGMEL, SongCache, stages_with_embeddings
+from bot.config import Settings
 from bot.ingest import IngestConfig
 from model_store import features
 from model_store.head import HeadConfig, SongEmbeddings
@@ -42,6 +43,21 @@ class TrainJob:
     keep: int = 5
     kind: str = "musicnn"
     seed: int = 0
+
+    @classmethod
+    def for_guild(
+        cls, settings: Settings, guild_id: int, songs: list[tuple], kind: str = "musicnn"
+    ) -> TrainJob:
+        """A job over `songs` rows from Store.training_songs, with paths from the settings."""
+        return cls(
+            guild_id=guild_id,
+            songs=tuple(SongRef(*row) for row in songs),
+            cache_dir=settings.cache_dir,
+            weights=settings.frontend_weights,
+            models_dir=settings.models_dir,
+            keep=settings.models_keep,
+            kind=kind,
+        )
 
 
 def _send(sink, guild_id: int, epoch: int, total: int, accuracy: float | None) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.errors import DuplicateSong, MimiError, read_error
 from bot.ingest import IngestConfig, file_sha256, ingest_file, song_cache
-from bot.jobs import SongRef, TrainJob
+from bot.jobs import TrainJob
 from bot.names import display_name
 from bot.store import ArtistSummary, NewSong, Song, Store, duplicate_error
 from model_store.registry import ModelRegistry
@@ -143,19 +143,8 @@ class Mimi:
 
     async def training_job(self, guild_id: int, kind: str = "musicnn") -> TrainJob:
         """Everything a worker needs to train this guild's model, read from the store."""
-        songs = []
-        for song in await self.store.songs(guild_id):
-            clips = tuple(await self.store.clips(guild_id, song.id))
-            songs.append(SongRef(song.id, song.artist, song.audio_sha256, clips))
-        return TrainJob(
-            guild_id=guild_id,
-            songs=tuple(songs),
-            cache_dir=self.settings.cache_dir,
-            weights=self.settings.frontend_weights,
-            models_dir=self.settings.models_dir,
-            keep=self.settings.models_keep,
-            kind=kind,
-        )
+        songs = await self.store.training_songs(guild_id)
+        return TrainJob.for_guild(self.settings, guild_id, songs, kind)
 
     async def stats(self, guild_id: int) -> dict:
         """Artists, totals, the current model and its honest held-out accuracy."""

@@ -275,6 +275,20 @@ class Store:
             )
         return Song(*rows[0])
 
+    async def training_songs(self, guild_id: int) -> list[tuple[int, str, str, tuple]]:
+        """(song id, artist, audio sha256, ((start, end), ...)) of every song, for training."""
+        rows = await self._all(
+            """SELECT s.id, a.name, s.audio_sha256, c.start_s, c.end_s
+               FROM songs s JOIN artists a ON a.id = s.artist_id AND a.guild_id = s.guild_id
+               JOIN clips c ON c.song_id = s.id AND c.guild_id = s.guild_id
+               WHERE s.guild_id = ? ORDER BY s.id, c.idx""",
+            guild_id,
+        )
+        songs: dict[int, tuple[str, str, list]] = {}
+        for song_id, artist, key, start, end in rows:
+            songs.setdefault(song_id, (artist, key, []))[2].append((start, end))
+        return [(i, a, k, tuple(clips)) for i, (a, k, clips) in songs.items()]
+
     async def song_keys(self) -> list[tuple[int, str]]:
         """(guild, audio sha256) of every stored song, for cache housekeeping."""
         return [(g, k) for g, k in await self._all("SELECT guild_id, audio_sha256 FROM songs")]

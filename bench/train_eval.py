@@ -1,0 +1,219 @@
+"""Accuracy and speed of our model against the original recipe and mel statistics, same splits.
+
+Usage: python bench/train_eval.py [--devset DIR] [--repeats R] [--scratch-seconds S] [--json]
+Builds nothing itself: make the dev set with ../shared/bench/make_devset.sh first (`make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.audio import DecodeLimits, find_ffmpeg  # noqa: E402
+from bot.evaluation import EvalSong, load_folder  # noqa: E402
+from model_store import features  # noqa: E402
+from model_store.baselines import ScratchConfig, melstats_method, scratch_method  # noqa: E402
+from model_store.evaluate import cross_validate, fewshot_splits, kfold_splits  # noqa: E402
+from model_store.train import musicnn_method, train_head_model  # noqa: E402
+
+LIMITS = DecodeLimits(max_bytes=1 << 30, max_seconds=3600, min_seconds=10, timeout_s=300)
+
+
+def cpu() -> float:
+    """CPU seconds of this process (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def load(devset: Path, weights: Path, cache: Path) -> tuple[list[EvalSong], dict]:
+    """Dev-set songs with log-mel and embeddings, cached on disk between runs."""
+    key = f"f{features.FEATURE_VERSION}m{features.FRONTEND_VERSION}"
+    path = cache / f"devset-{key}.npz"
+    speed: dict = {}
+    if not path.is_file():
+        c0, t0 = cpu(), time.perf_counter()
+        songs, _ = load_folder(devset, clip_seconds=10.0, limits=LIMITS, weights=weights)
+        audio = sum(len(s.mel) for s in songs) * features.HOP_LENGTH / features.SAMPLE_RATE
+        speed = {
+            "ingest_x_per_core_incl_embedding": round(audio / (cpu() - c0), 1),
+            "ingest_x_wall_incl_embedding": round(audio / (time.perf_counter() - t0), 1),
+        }
+        arrays = {}
+        for s in songs:
+            arrays[f"{s.song_id}|{s.artist}|mel"] = s.mel
+            arrays[f"{s.song_id}|{s.artist}|emb"] = s.patches
+            arrays[f"{s.song_id}|{s.artist}|clips"] = np.array(s.clips)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **arrays)
+    data = np.load(path)
+    songs = []
+    for name in sorted(
+        {k.rsplit("|", 1)[0] for k in data.files}, key=lambda n: int(n.split("|")[0])
+    ):
+        sid, artist = name.split("|")
+        clips = tuple(tuple(map(float, c)) for c in data[f"{name}|clips"])
+        songs.append(EvalSong(int(sid), artist, data[f"{name}|mel"], data[f"{name}|emb"], clips))
+    return songs, speed
+
+
+def embedding_speed(weights: Path, songs: list[EvalSong]) -> float:
+    """Front-end throughput in x real time per core on real dev-set patches."""
+    from model_store.embed import embed_mel, frontend
+
+    model = frontend(weights)
+    mels = [s.mel.astype(np.float32) for s in songs[:6]]
+    embed_mel(model, mels[0][:2000])  # warm-up
+    c0 = cpu()
+    frames = sum(len(embed_mel(model, m)) * features.PATCH_FRAMES for m in mels)
+    return round(frames * features.HOP_LENGTH / features.SAMPLE_RATE / (cpu() - c0), 1)
+
+
+def retrain_seconds(songs: list[EvalSong], n: int = 50, runs: int = 3) -> float:
+    """Median wall seconds to retrain a server's head on `n` songs with cached embeddings."""
+    subset = sorted(songs, key=lambda s: s.song_id)[:n]
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        train_head_model(subset)
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times), 2)
+
+
+def guess_latency(songs: list[EvalSong], weights: Path, runs: int = 5) -> dict:
+    """Warm end-to-end guess of a 4-minute MP3: decode, mel, sampled windows, head."""
+    from bot.ingest import IngestConfig
+    from bot.jobs import MODEL_FILE, GuessConfig, guess_file
+    from model_store.registry import ModelRegistry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        result = train_head_model(songs)
+        ModelRegistry(tmp / "models").publish(
+            0,
+            lambda d: result.model.save(d / MODEL_FILE),
+            kind="musicnn",
+            artists=result.artists,
+            feature_version=features.FEATURE_VERSION,
+            frontend_version=features.FRONTEND_VERSION,
+            metrics=result.metrics,
+            train_seconds=result.seconds,
+            snapshot={},
+        )
+        mp3 = tmp / "four_minutes.mp3"
+        src = sorted((ROOT.parent / "devset").glob("*/*.ogg"))[0]
+        subprocess.run(
+            [
+                find_ffmpeg(),
+                "-v",
+                "error",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(src),
+                "-t",
+                "240",
+                "-b:a",
+                "192k",
+                str(mp3),
+            ],
+            check=True,
+        )
+        ingest = IngestConfig(tmp / "cache", LIMITS, 10.0, 10.0, weights)
+        config = GuessConfig(tmp / "models", ingest)
+        guess_file(mp3, 0, config)  # warm: TensorFlow, front-end and head loaded
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            guess_file(mp3, 0, config)
+            times.append(time.perf_counter() - t0)
+    return {"median_s": round(statistics.median(times), 3), "runs": runs}
+
+
+def compare(songs: list[EvalSong], repeats: int, scratch_seconds: float) -> dict:
+    """Every method on the same 5-fold and few-shot splits."""
+    artists = [s.artist for s in songs]
+    methods = {
+        "ours (musicnn + head)": musicnn_method(),
+        "original recipe (scratch CNN)": scratch_method(ScratchConfig(max_seconds=scratch_seconds)),
+        "mel stats + logistic regression": melstats_method(),
+    }
+    plans = {"all songs (5-fold)": (songs, kfold_splits(artists, 5, seed=0))}
+    for n in (1, 2, 5):
+        # Few-shot needs at least one test song per artist: artists with <= n songs sit out.
+        enough = [s for s in songs if artists.count(s.artist) > n]
+        names = [s.artist for s in enough]
+        label = f"{n} train songs/artist ({len(set(names))} artists)"
+        plans[label] = (enough, fewshot_splits(names, n, repeats, seed=n))
+    table: dict = {}
+    for plan, (subset, splits) in plans.items():
+        for name, method in methods.items():
+            t0 = time.perf_counter()
+            r = cross_validate(subset, [s.artist for s in subset], splits, method)
+            table[f"{plan} | {name}"] = {
+                k: r[k] for k in ("song_accuracy", "clip_accuracy", "macro_f1", "train_seconds")
+            } | {"splits": len(splits), "wall_s": round(time.perf_counter() - t0, 1)}
+            print(
+                f"{plan:24s} {name:34s} song {r['song_accuracy']:.3f} clip "
+                f"{r['clip_accuracy']:.3f} f1 {r['macro_f1']:.3f} "
+                f"train {r['train_seconds']:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return table
+
+
+def main() -> int:
+    """Run the comparison and the speed figures; print a table (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devset", type=Path, default=ROOT.parent / "devset")
+    parser.add_argument(
+        "--weights", type=Path, default=ROOT / "pretrained" / features.WEIGHTS_FILENAME
+    )
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--scratch-seconds", type=float, default=120.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if not args.devset.is_dir():
+        print(f"no dev set at {args.devset}: run ../shared/bench/make_devset.sh", file=sys.stderr)
+        return 1
+    songs, speed = load(args.devset, args.weights, args.cache)
+    report = {
+        "songs": len(songs),
+        "artists": len({s.artist for s in songs}),
+        "clips": sum(len(s.clips) for s in songs),
+        **speed,
+        "embedding_x_per_core": embedding_speed(args.weights, songs),
+        "retrain_50_songs_s": retrain_seconds(songs),
+        "guess_4min_mp3_warm": guess_latency(songs, args.weights),
+        "table": compare(songs, args.repeats, args.scratch_seconds),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for key, value in report.items():
+        if key != "table":
+            print(f"{key}: {value}")
+    print(f"\n{'split | method':<68} {'song':>6} {'clip':>6} {'F1':>6} {'train s':>8}")
+    for name, r in report["table"].items():
+        print(
+            f"{name:<68} {r['song_accuracy']:>6.3f} {r['clip_accuracy']:>6.3f} "
+            f"{r['macro_f1']:>6.3f} {r['train_seconds']:>8.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,341 @@
+"""The training service: debounced, one-at-a-time-per-guild training in a spawned process pool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+from bot.config import Settings
+from bot.errors import MimiError
+from bot.jobs import TrainJob, train_job
+from bot.store import Store
+from model_store.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+WORKER_DIED = "the training worker died (killed or out of memory)"
+SHUTDOWN = "mimi shut down before training finished"
+_PROGRESS = None  # in a worker: the parent's progress queue, set by the pool initializer
+
+
+def _init_worker(progress) -> None:
+    """Pool initializer (in each worker): keep the queue that epoch reports go to."""
+    global _PROGRESS
+    _PROGRESS = progress
+
+
+def _run_train_job(job: TrainJob) -> dict:
+    """Worker task: train and publish one guild's model, reporting epochs to the parent."""
+    return train_job(job, _PROGRESS)
+
+
+class TrainingFailed(MimiError):
+    """A training that failed for a reason other than the guild's data."""
+
+    code = "training_failed"
+
+
+@dataclass
+class TrainingStatus:
+    """Where a guild's training stands; `pending` means another one follows the running one."""
+
+    state: str = "idle"  # "idle" | "queued" | "running"
+    epoch: int | None = None
+    epochs: int | None = None
+    val_accuracy: float | None = None
+    last_error: str | None = None
+    songs: int | None = None
+    pending: bool = False
+
+
+@dataclass
+class TrainingEvent:
+    """A training started, progressed, finished (`meta`, `previous`) or failed (`error`)."""
+
+    kind: str  # "started" | "progress" | "finished" | "failed"
+    guild_id: int
+    songs: int | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    val_accuracy: float | None = None
+    meta: dict | None = None
+    previous: dict | None = None  # the model that was current before this training
+    error: str | None = None
+    reason: str = ""
+    attempt: int = 1  # 2 when retrying after the worker died
+
+
+Listener = Callable[[TrainingEvent], Awaitable[None] | None]
+
+
+@dataclass
+class _Guild:
+    """Per-guild bookkeeping: debounce timer, the queued training and its waiters, runner."""
+
+    status: TrainingStatus = field(default_factory=TrainingStatus)
+    timer: asyncio.TimerHandle | None = None
+    pending: str | None = None  # reason of the one queued training
+    waiters: list[asyncio.Future] = field(default_factory=list)  # its train_now callers
+    task: asyncio.Task | None = None
+    started: TrainingEvent | None = None  # the running training's "started" event
+
+
+class _Pool(NamedTuple):
+    """A process pool with its own progress queue and the thread reading that queue."""
+
+    executor: ProcessPoolExecutor
+    reader: threading.Thread
+    stop: threading.Event
+
+
+class TrainingService:
+    """Trains guild models in worker processes; coalesces requests; survives dying workers."""
+
+    def __init__(self, settings: Settings, store: Store, *, quiet_s: float | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.quiet_s = settings.train_quiet_s if quiet_s is None else quiet_s
+        self.registry = ModelRegistry(settings.models_dir, keep=settings.models_keep)
+        self._guilds: dict[int, _Guild] = {}
+        self._listeners: list[Listener] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._pool: _Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots = asyncio.Semaphore(settings.train_workers)
+        self._closing = False
+
+    async def start(self) -> None:
+        """Create the worker pool and its progress reader."""
+        self._loop = asyncio.get_running_loop()
+        self._pool = self._pool or self._make_pool()
+
+    async def close(self, *, wait_s: float = 10.0) -> None:
+        """Drop timers and queued trainings, wait `wait_s` for running ones, abandon the rest."""
+        self._closing = True
+        for st in self._guilds.values():
+            if st.timer is not None:
+                st.timer.cancel()
+            _settle(st.waiters, error=TrainingFailed(SHUTDOWN))
+            st.timer, st.pending, st.waiters = None, None, []
+        runners = [st.task for st in self._guilds.values() if st.task is not None]
+        late = (await asyncio.wait(runners, timeout=wait_s))[1] if runners else set()
+        for task in late:  # abandon them: their runs are recorded failed; nothing is published
+            task.cancel()
+        for pid in self.worker_pids() if late else []:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        if late or self._tasks:
+            await asyncio.wait([*late, *self._tasks], timeout=wait_s)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(_stop_pool, pool)
+
+    def request(self, guild_id: int, reason: str) -> None:
+        """Train this guild once no request came for `quiet_s` seconds."""
+        if self._closing or self._loop is None:
+            log.warning("guild %s: training request ignored (service not running)", guild_id)
+            return
+        st = self._guilds.setdefault(guild_id, _Guild())
+        if st.timer is not None:
+            st.timer.cancel()
+        st.timer = self._loop.call_later(self.quiet_s, self._enqueue, guild_id, reason)
+
+    async def train_now(self, guild_id: int, reason: str) -> dict:
+        """Train now (after the guild's running training, if any); the published meta dict."""
+        if self._closing or self._pool is None:
+            raise TrainingFailed("The training service is not running.")
+        waiter = asyncio.get_running_loop().create_future()
+        self._enqueue(guild_id, reason, waiter)
+        return await waiter
+
+    def status(self, guild_id: int) -> TrainingStatus:
+        """A snapshot of this guild's training state."""
+        st = self._guilds.get(guild_id) or _Guild()
+        waiting, running = st.timer is not None or st.pending is not None, st.started is not None
+        state = "running" if running else "queued" if waiting or st.task else "idle"
+        return replace(st.status, state=state, pending=waiting and running)
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` (plain or async) with every TrainingEvent."""
+        self._listeners.append(listener)
+
+    async def wait_idle(self, guild_id: int | None = None) -> None:
+        """Return once this guild (None: every guild) has nothing waiting or running."""
+        while any(st.timer or st.task or st.pending is not None
+                  for g, st in self._guilds.items() if guild_id in (None, g)):  # fmt: skip
+            await asyncio.sleep(0.05)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live training workers (the executor has no public list)."""
+        processes = getattr(self._pool.executor, "_processes", None) if self._pool else None
+        return list(processes or {})
+
+    def _enqueue(self, guild_id: int, reason: str, *waiters: asyncio.Future) -> None:
+        """Queue one training (superseding a queued one and any timer); start the runner."""
+        st = self._guilds.setdefault(guild_id, _Guild())
+        if st.timer is not None:  # fired, or made redundant by train_now
+            st.timer.cancel()
+        st.timer, st.pending = None, reason
+        st.waiters.extend(waiters)
+        if st.task is None:
+            st.task = asyncio.get_running_loop().create_task(self._runner(guild_id))
+
+    async def _runner(self, guild_id: int) -> None:
+        """Run this guild's queued trainings one after another until none is left."""
+        st = self._guilds[guild_id]
+        try:
+            while st.pending is not None and not self._closing:
+                reason, waiters = st.pending, st.waiters
+                st.pending, st.waiters = None, []
+                try:  # a second attempt only when the first one's worker died
+                    meta = await self._attempt(guild_id, reason, 1)
+                    _settle(waiters, result=meta or await self._attempt(guild_id, reason, 2))
+                except Exception as err:
+                    _settle(waiters, error=err)
+                finally:  # still unsettled: cancelled by close()
+                    _settle(waiters, error=TrainingFailed(SHUTDOWN))
+        finally:
+            st.task = None
+
+    async def _attempt(self, guild_id: int, reason: str, attempt: int) -> dict | None:
+        """One recorded training in a worker: its meta, or None when the worker died (retry)."""
+        async with self._slots:  # a guild waiting for a free worker shows as "queued"
+            songs = await self.store.training_songs(guild_id)
+            return await self._run(guild_id, reason, attempt, songs)
+
+    async def _run(self, guild_id: int, reason: str, attempt: int, songs: list) -> dict | None:
+        """Record the run, train in the pool, report and record the outcome."""
+        job = TrainJob.for_guild(self.settings, guild_id, songs)
+        refs = job.songs
+        current = await asyncio.to_thread(self.registry.current, guild_id)
+        previous = current.to_dict() if current else None
+        run_id = await self.store.start_run(guild_id, reason + " (retry)" * (attempt > 1))
+        started = TrainingEvent("started", guild_id, len(refs), reason=reason, attempt=attempt)
+        st = self._guilds[guild_id]
+        st.started = started
+        st.status = replace(st.status, epoch=None, epochs=None, val_accuracy=None, songs=len(refs))
+        log.info("guild %s: training on %d songs (%s #%d)", guild_id, len(refs), reason, attempt)
+        self._emit(started)
+        error: MimiError | None = None
+        try:
+            pool, loop = self._require_pool(), asyncio.get_running_loop()
+            meta = await loop.run_in_executor(pool.executor, _run_train_job, job)  # off the loop
+        except BrokenProcessPool:
+            self._rebuild(pool)
+            await self._fail(guild_id, run_id, WORKER_DIED)
+            if attempt == 1 and not self._closing:
+                log.warning("guild %s: %s; retrying once", guild_id, WORKER_DIED)
+                return None
+            error = TrainingFailed(f"Training failed{' twice' * (attempt > 1)}: {WORKER_DIED}.")
+        except MimiError as err:  # the guild's data cannot be trained on (e.g. one artist)
+            error = err
+            await self._fail(guild_id, run_id, err.message)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._fail(guild_id, run_id, SHUTDOWN))
+            raise
+        except Exception as err:
+            log.exception("guild %s: training crashed", guild_id)
+            error = TrainingFailed(f"Training failed unexpectedly ({type(err).__name__}: {err}).")
+            await self._fail(guild_id, run_id, error.message)
+        finally:
+            st.started = None
+        if error is not None:
+            self._emit(replace(started, kind="failed", previous=previous, error=error.message))
+            raise error
+        await self.store.finish_run(
+            guild_id, run_id, model_version=meta["version"], metrics=meta["metrics"]
+        )
+        st.status.last_error = None
+        log.info("guild %s: published model v%s", guild_id, meta["version"])
+        self._emit(replace(started, kind="finished", meta=meta, previous=previous))
+        return meta
+
+    async def _fail(self, guild_id: int, run_id: int, error: str) -> None:
+        """Record a failed run and keep its reason in the status."""
+        self._guilds[guild_id].status.last_error = error
+        await self.store.finish_run(guild_id, run_id, error=error)
+
+    def _emit(self, event: TrainingEvent) -> None:
+        """Hand an event to every listener; async ones run as tracked tasks."""
+        for listener in list(self._listeners):
+            try:
+                result = listener(event)
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._listener_done)
+            except Exception:
+                log.exception("training listener failed on a %r event", event.kind)
+
+    def _listener_done(self, task: asyncio.Task) -> None:
+        """Forget a finished async listener, logging its failure."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("training listener failed", exc_info=task.exception())
+
+    def _make_pool(self) -> _Pool:
+        """A spawn-context pool (TensorFlow is not fork-safe) reporting on a fresh queue."""
+        ctx = multiprocessing.get_context("spawn")
+        progress = ctx.Queue()
+        executor = ProcessPoolExecutor(max_workers=self.settings.train_workers, mp_context=ctx,
+                                       initializer=_init_worker, initargs=(progress,))  # fmt: skip
+        stop = threading.Event()
+        reader = threading.Thread(target=self._read_progress, args=(progress, stop), daemon=True)
+        reader.start()
+        return _Pool(executor, reader, stop)
+
+    def _require_pool(self) -> _Pool:
+        """The live pool (replaced first if a worker died while idle)."""
+        if self._pool is None:
+            raise TrainingFailed("The training service is not running.")
+        if getattr(self._pool.executor, "_broken", False):
+            self._rebuild(self._pool)
+        return self._pool
+
+    def _rebuild(self, broken: _Pool) -> None:
+        """Replace a broken pool (once, however many trainings saw it break); reap the old one."""
+        if self._pool is broken and not self._closing:
+            log.warning("training pool broken; starting a fresh one")
+            self._pool = self._make_pool()
+            threading.Thread(target=_stop_pool, args=(broken,), daemon=True).start()
+
+    def _read_progress(self, progress, stop: threading.Event) -> None:
+        """Reader thread: forward (guild, epoch, total, accuracy) reports to the event loop."""
+        with contextlib.suppress(EOFError, OSError, ValueError, RuntimeError):  # closed: stop
+            while not stop.is_set():
+                with contextlib.suppress(queue.Empty):
+                    self._loop.call_soon_threadsafe(self._on_progress, progress.get(timeout=0.2))
+        progress.close()
+
+    def _on_progress(self, item: tuple) -> None:
+        """An epoch report from a worker: update the status and tell listeners."""
+        guild_id, epoch, total, accuracy = item
+        if (st := self._guilds.get(guild_id)) is not None and st.started is not None:
+            st.status = replace(st.status, epoch=epoch, epochs=total, val_accuracy=accuracy)
+            self._emit(replace(st.started, kind="progress", epoch=epoch, epochs=total,
+                               val_accuracy=accuracy))  # fmt: skip
+
+
+def _settle(waiters: list[asyncio.Future], *, result: dict | None = None, error=None) -> None:
+    """Resolve `train_now` callers with the meta dict or the error."""
+    for waiter in (w for w in waiters if not w.done()):
+        waiter.set_exception(error) if error is not None else waiter.set_result(result)
+
+
+def _stop_pool(pool: _Pool) -> None:
+    """Shut down a pool and its progress reader (blocking: run it in a thread)."""
+    pool.executor.shutdown(wait=True, cancel_futures=True)
+    pool.stop.set()
+    pool.reader.join(timeout=5)
