@@ -150,5 +150,8 @@ def embed_patches(
         raise ValueError("batch_size must be positive")
     if len(x) == 0:
         return {k: np.zeros((0, d), np.float32) for k, d in OUTPUT_DIMS.items()}
-    out = model.predict(x, batch_size=batch_size, verbose=0)
+    if len(x) <= batch_size:  # one batch: a direct call skips predict()'s per-call set-up
+        out = model(x, training=False)
+    else:
+        out = model.predict(x, batch_size=batch_size, verbose=0)
     return {k: np.asarray(out[k], dtype=np.float32) for k in OUTPUT_NAMES}

@@ -42,7 +42,8 @@ def _musicnn_window_probs(
     out = embed_patches(frontend, x)
     feats = np.concatenate([out[p] for p in PARTS if p in parts], axis=1)
     rows = np.stack([feats[a:b].mean(axis=0) for a, b in spans])
-    return head.predict(rows, verbose=0), out["taggram"].mean(axis=0)
+    probs = np.asarray(head(rows.astype(np.float32), training=False))
+    return probs, out["taggram"].mean(axis=0)
 
 
 def _scratch_window_probs(mel: np.ndarray, starts: Sequence[int], window: int, model) -> np.ndarray:
@@ -51,7 +52,7 @@ def _scratch_window_probs(mel: np.ndarray, starts: Sequence[int], window: int, m
     for i, s in enumerate(starts):
         span = mel[s : s + window]
         images[i, : len(span), :, 0] = span
-    return model.predict(images, verbose=0)
+    return np.asarray(model(images, training=False))
 
 
 def guess_mel(
