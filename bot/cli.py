@@ -15,8 +15,10 @@ from bot.config import Settings, SettingsError
 from bot.errors import DuplicateSong, MimiError, read_error
 from bot.service import Mimi, import_plan
 from bot.store import Song
+from model_store import quiet_tensorflow_import
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+NEEDS_TENSORFLOW = ("teach", "import", "train", "guess", "eval")
 
 
 class UsageError(Exception):
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--song", type=int, metavar="SONG_ID", help="remove one song by id")
     cli_model.add_commands(sub, common, guild)
     sub.add_parser("run", parents=[common], help="start the Discord bot")
+    p = sub.add_parser("sync-commands", parents=[common], help="register the slash commands")
+    p.add_argument("--guild", type=_guild, help="one server (instant) instead of global")
     return parser
 
 
@@ -169,12 +173,25 @@ async def _forget(args: argparse.Namespace, mimi: Mimi) -> int:
 
 
 def _run(settings: Settings) -> int:
+    from bot.runner import NO_TOKEN, run_bot
+
     if not settings.discord_token:
-        raise MimiError(
-            "DISCORD_TOKEN is not set: put DISCORD_TOKEN=<your bot token> in .env "
-            "(see README, 'Discord application') or export it."
-        )
-    raise MimiError("The Discord bot is not part of this release yet; use the CLI commands.")
+        raise MimiError(NO_TOKEN)
+    quiet_tensorflow_import()
+    return run_bot(settings)
+
+
+def _sync(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runner import sync_commands
+
+    names = asyncio.run(sync_commands(settings, args.guild))
+    where = (
+        "globally (may take up to an hour to appear)"
+        if args.guild is None
+        else (f"to server {args.guild}")
+    )
+    _emit(args, {"synced": names, "guild": args.guild}, [f"Synced {', '.join(names)} {where}."])
+    return EXIT_OK
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -207,6 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.load(data_dir=args.data_dir)
         if args.command == "run":
             return _run(settings)
+        if args.command == "sync-commands":
+            return _sync(args, settings)
+        if args.command in NEEDS_TENSORFLOW:
+            quiet_tensorflow_import()
         if args.command == "eval":
             return cli_model.evaluate(args, settings, _emit)
         return asyncio.run(_dispatch(args, settings))

@@ -61,6 +61,14 @@ class Settings:
     train_workers: int = field(default=1, metadata={"env": "MIMI_TRAIN_WORKERS"})
     unsure_below: float = field(default=0.5, metadata={"env": "MIMI_UNSURE_BELOW"})
     guess_windows: int = field(default=10, metadata={"env": "MIMI_GUESS_WINDOWS"})
+    discord_api_base: str = field(default="", metadata={"env": "DISCORD_API_BASE"})
+    discord_gateway_url: str = field(default="", metadata={"env": "DISCORD_GATEWAY_URL"})
+    teach_cooldown_s: float = field(default=10.0, metadata={"env": "MIMI_TEACH_COOLDOWN_S"})
+    guess_cooldown_s: float = field(default=5.0, metadata={"env": "MIMI_GUESS_COOLDOWN_S"})
+    max_guild_songs: int = field(default=500, metadata={"env": "MIMI_MAX_GUILD_SONGS"})
+    max_guild_artists: int = field(default=50, metadata={"env": "MIMI_MAX_GUILD_ARTISTS"})
+    max_guild_minutes: float = field(default=3000.0, metadata={"env": "MIMI_MAX_GUILD_MINUTES"})
+    ingest_workers: int = field(default=1, metadata={"env": "MIMI_INGEST_WORKERS"})
     log_level: str = field(default="INFO", metadata={"env": "MIMI_LOG_LEVEL"})
 
     @property
@@ -90,12 +98,22 @@ class Settings:
 
     def __post_init__(self) -> None:
         positive = ("max_upload_mb", "max_song_minutes", "clip_seconds", "clip_hop_seconds")
-        counts = ("models_keep", "train_workers", "guess_windows")
+        counts = (
+            "models_keep",
+            "train_workers",
+            "guess_windows",
+            "ingest_workers",
+            "max_guild_songs",
+            "max_guild_artists",
+            "max_guild_minutes",
+        )
         for name in (*positive, *counts, "decode_timeout_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{_env_name(name)} must be greater than 0")
         if not 0 <= self.unsure_below <= 1:
             raise SettingsError("MIMI_UNSURE_BELOW must be between 0 and 1")
+        if self.teach_cooldown_s < 0 or self.guess_cooldown_s < 0:
+            raise SettingsError("cooldowns must not be negative")
         if self.train_quiet_s < 0:
             raise SettingsError("MIMI_TRAIN_QUIET_S must not be negative")
         if self.clip_seconds > self.max_song_seconds:

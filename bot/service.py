@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.config import Settings
 from bot.errors import DuplicateSong, MimiError, read_error
 from bot.ingest import IngestConfig, file_sha256, ingest_file, song_cache
 from bot.jobs import TrainJob
-from bot.names import display_name
+from bot.names import display_name, name_key
 from bot.store import ArtistSummary, NewSong, Song, Store, duplicate_error
 from model_store.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
+Runner = Callable[..., Awaitable[Any]]
 STAT_KEYS = (
     "clip_accuracy",
     "song_accuracy",
@@ -39,22 +40,27 @@ class ImportReport:
     skipped: list[dict] = field(default_factory=list)
 
 
-class Mimi:
-    """Owns the store and the song cache; compute runs on `executor` (a process pool in the bot)."""
+async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """The default runner: a thread of this process (the bot passes a worker pool's run)."""
+    return await asyncio.to_thread(fn, *args)
 
-    def __init__(self, settings: Settings, store: Store, executor: Executor | None = None) -> None:
+
+class Mimi:
+    """Owns the store and the song cache; compute goes through `run` (a worker pool in the bot)."""
+
+    def __init__(self, settings: Settings, store: Store, run: Runner | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.executor = executor
+        self.run = run or _in_thread
         self.ingest_config = IngestConfig.from_settings(settings)
         self.cache = song_cache(self.ingest_config)
         self.registry = ModelRegistry(settings.models_dir, keep=settings.models_keep)
 
     @classmethod
-    async def open(cls, settings: Settings, executor: Executor | None = None) -> Mimi:
+    async def open(cls, settings: Settings, run: Runner | None = None) -> Mimi:
         """Open the store under the data dir and tidy cache files no song owns."""
         store = await Store.open(settings.db_path)
-        service = cls(settings, store, executor)
+        service = cls(settings, store, run)
         removed = service.cache.sweep(await store.song_keys())
         if removed:
             log.info("removed %d orphaned song folders from the cache", removed)
@@ -86,10 +92,7 @@ class Mimi:
         )
         if existing:
             raise duplicate_error(existing)
-        loop = asyncio.get_running_loop()
-        ingested = await loop.run_in_executor(
-            self.executor, ingest_file, path, guild_id, self.ingest_config
-        )
+        ingested = await self.run(ingest_file, path, guild_id, self.ingest_config)
         new = NewSong(
             audio_sha256=ingested.audio_sha256,
             file_sha256=ingested.file_sha256,
@@ -129,6 +132,29 @@ class Mimi:
             if progress:
                 progress(path)
         return report
+
+    async def check_quota(self, guild_id: int, artist: str) -> None:
+        """Refuse a teach that would pass the server's song, artist or minute limits."""
+        s = self.settings
+        rows = await self.store.artists(guild_id)
+        if sum(a.songs for a in rows) >= s.max_guild_songs:
+            raise MimiError(
+                f"This server has reached its limit of {s.max_guild_songs} songs; "
+                "forget some first.",
+                code="quota",
+            )
+        if sum(a.minutes for a in rows) >= s.max_guild_minutes:
+            raise MimiError(
+                f"This server has reached its limit of {s.max_guild_minutes:.0f} minutes of "
+                "music; forget some first.",
+                code="quota",
+            )
+        key = name_key(artist)
+        if len(rows) >= s.max_guild_artists and all(name_key(a.name) != key for a in rows):
+            raise MimiError(
+                f"This server has reached its limit of {s.max_guild_artists} artists.",
+                code="quota",
+            )
 
     async def artists(self, guild_id: int) -> list[ArtistSummary]:
         """Artists of this guild with their song, clip and minute totals."""

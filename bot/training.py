@@ -142,15 +142,16 @@ class TrainingService:
         if pool is not None:
             await asyncio.to_thread(_stop_pool, pool)
 
-    def request(self, guild_id: int, reason: str) -> None:
-        """Train this guild once no request came for `quiet_s` seconds."""
+    def request(self, guild_id: int, reason: str, *, quiet_s: float | None = None) -> None:
+        """Train this guild once no request came for `quiet_s` seconds (default: settings)."""
         if self._closing or self._loop is None:
             log.warning("guild %s: training request ignored (service not running)", guild_id)
             return
         st = self._guilds.setdefault(guild_id, _Guild())
         if st.timer is not None:
             st.timer.cancel()
-        st.timer = self._loop.call_later(self.quiet_s, self._enqueue, guild_id, reason)
+        delay = self.quiet_s if quiet_s is None else quiet_s
+        st.timer = self._loop.call_later(delay, self._enqueue, guild_id, reason)
 
     async def train_now(self, guild_id: int, reason: str) -> dict:
         """Train now (after the guild's running training, if any); the published meta dict."""

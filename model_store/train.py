@@ -59,6 +59,30 @@ def missing_for_validation(songs: Sequence[SongEmbeddings]) -> dict[str, int]:
     return {a: 2 - n for a, n in sorted(counts.items()) if n < 2}
 
 
+def usable_songs(songs: Sequence) -> tuple[list, list[str]]:
+    """Songs that have clips and their artists in class order; at least 2 artists, or refuse."""
+    kept = [s for s in songs if len(s.clips)]
+    artists = artist_order(kept)
+    if len(artists) < 2:
+        raise MimiError(
+            "I need songs by at least 2 artists before I can learn to tell them apart.",
+            code="too_few_artists",
+        )
+    return kept, artists
+
+
+def unmeasurable(songs: Sequence) -> dict:
+    """Metrics of a model trained on every song: no accuracy, and what would make it measurable."""
+    return {
+        "measurable": False,
+        "clip_accuracy": None,
+        "song_accuracy": None,
+        "macro_f1": None,
+        "confusion": None,
+        "needs_more_songs": missing_for_validation(songs),
+    }
+
+
 def train_head_model(
     songs: Sequence[SongEmbeddings],
     config: HeadConfig | None = None,
@@ -67,13 +91,7 @@ def train_head_model(
     """Train on a guild's songs: measure on held-out songs, then train on every song."""
     config = config or HeadConfig()
     started = time.perf_counter()
-    songs = [s for s in songs if len(s.clips)]
-    artists = artist_order(songs)
-    if len(artists) < 2:
-        raise MimiError(
-            "I need songs by at least 2 artists before I can learn to tell them apart.",
-            code="too_few_artists",
-        )
+    songs, artists = usable_songs(songs)
     train, val = holdout_split(songs, seed=config.seed)
     metrics: dict = {"train_songs": len(train), "val_songs": len(val)}
     if val:
@@ -86,14 +104,7 @@ def train_head_model(
         model, info = fit(songs, [], artists, config, None)
     else:
         model, info = fit(songs, [], artists, config, progress)
-        metrics.update(
-            measurable=False,
-            clip_accuracy=None,
-            song_accuracy=None,
-            macro_f1=None,
-            confusion=None,
-            needs_more_songs=missing_for_validation(songs),
-        )
+        metrics.update(unmeasurable(songs))
     metrics["epochs"] = info["epochs"]
     metrics["artists"] = artists
     metrics["head"] = {"parts": list(config.parts), "level": config.level}
@@ -119,13 +130,7 @@ def train_scratch_model(songs: Sequence, seed: int = 0) -> TrainResult:
     from model_store.baselines import ScratchConfig, train_scratch
 
     started = time.perf_counter()
-    songs = [s for s in songs if len(s.clips)]
-    artists = artist_order(songs)
-    if len(artists) < 2:
-        raise MimiError(
-            "I need songs by at least 2 artists before I can learn to tell them apart.",
-            code="too_few_artists",
-        )
+    songs, artists = usable_songs(songs)
     train, val = holdout_split(songs, seed=seed)
     model, info = train_scratch(train, artists, ScratchConfig(seed=seed))
     metrics: dict = {"train_songs": len(train), "val_songs": len(val), "epochs": info["epochs"]}
@@ -135,14 +140,7 @@ def train_scratch_model(songs: Sequence, seed: int = 0) -> TrainResult:
         metrics.update(score([index[s.artist] for s in val], predictor(val), len(artists)))
         metrics["measurable"] = True
     else:
-        metrics.update(
-            measurable=False,
-            clip_accuracy=None,
-            song_accuracy=None,
-            macro_f1=None,
-            confusion=None,
-            needs_more_songs=missing_for_validation(songs),
-        )
+        metrics.update(unmeasurable(songs))
     metrics["artists"] = artists
     return TrainResult(model, artists, metrics, round(time.perf_counter() - started, 2))
 

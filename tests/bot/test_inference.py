@@ -28,9 +28,9 @@ async def test_worker_guesses_follows_publish_and_recovers(mimi: Mimi, tmp_path:
         assert first["top"][0]["artist"] == "Chime" and first["model_version"] == 1
         train_job(await mimi.training_job(1))  # publish v2: the cached v1 must not be served
         assert (await service.guess(1, clip))["model_version"] == 2
-        for pid in list(service._pool._processes):  # the worker dies (OOM killer, kill -9)
+        for pid in service.pool.pids():  # the worker dies (OOM killer, kill -9)
             os.kill(pid, signal.SIGKILL)
-        with pytest.raises(MimiError, match="crashed"):
+        with pytest.raises(MimiError, match="guessing worker crashed"):
             await service.guess(1, clip)
         again = await service.guess(1, clip, top_k=1)
         assert again["top"][0]["artist"] == "Chime" and len(again["top"]) == 1

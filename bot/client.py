@@ -1,0 +1,133 @@
+"""The Discord client: one Bot subclass that opens the services and loads the cogs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.errors import MimiError
+from bot.inference import InferenceService
+from bot.pool import WarmPool
+from bot.service import Mimi
+from bot.training import TrainingService
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.teach", "cogs.guess", "cogs.stats", "cogs.manage", "cogs.status")
+STALL_WARN_S = 0.1  # log any event-loop stall longer than this
+
+
+def configure_endpoints(settings: Settings) -> None:
+    """Point discord.py at a Discord-compatible server when the settings say so."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+class MimiBot(commands.Bot):
+    """mimi on Discord: slash commands only, guild-only, no privileged intents."""
+
+    def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=guild_ready_timeout,
+        )
+        self.settings = settings
+        self.ingest_pool = WarmPool("reading", settings.frontend_weights, settings.ingest_workers)
+        self.mimi: Mimi
+        self.training: TrainingService
+        self.inference: InferenceService
+        self._stall_task: asyncio.Task | None = None
+        self.max_stall_s = 0.0
+        self.status_channels: dict[int, int] = {}  # guild -> channel for training news
+
+    async def setup_hook(self) -> None:
+        """Open the store and the worker pools, then load every cog."""
+        self.ingest_pool.start()
+        self.mimi = await Mimi.open(self.settings, run=self.ingest_pool.run)
+        self.training = TrainingService(self.settings, self.mimi.store)
+        await self.training.start()
+        self.inference = InferenceService(self.settings)
+        await self.inference.start()
+        self.tree.on_error = self.on_app_command_error
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self._stall_task = asyncio.create_task(self._watch_stalls())
+
+    async def close(self) -> None:
+        """Stop listening first, then the services, then the connection."""
+        if self._stall_task is not None:
+            self._stall_task.cancel()
+        for name in ("training", "inference"):
+            service = getattr(self, name, None)
+            if service is not None:
+                await service.close()
+        await self.ingest_pool.close()
+        if hasattr(self, "mimi"):
+            await self.mimi.close()
+        await super().close()
+
+    async def _watch_stalls(self) -> None:
+        """Measure event-loop lag every 50 ms and log stalls above 100 ms."""
+        interval = 0.05
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(interval)
+            lag = time.perf_counter() - before - interval
+            self.max_stall_s = max(self.max_stall_s, lag)
+            if lag > STALL_WARN_S:
+                log.warning("event loop stalled for %.0f ms", lag * 1000)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """The one error handler: short, specific, ephemeral; unexpected ones logged."""
+        original = getattr(error, "original", error)
+        if isinstance(original, MimiError):
+            message = original.message
+        elif isinstance(error, app_commands.CommandOnCooldown):
+            message = f"Slow down a little: try again in {error.retry_after:.0f} s."
+        elif isinstance(error, app_commands.MissingPermissions):
+            message = "You need the Manage Server permission for that."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            message = "mimi works inside servers only."
+        elif isinstance(error, app_commands.CheckFailure):
+            message = str(error) or "You can't use that here."
+        else:
+            log.exception("interaction %s failed", interaction.id, exc_info=original)
+            message = "Something went wrong on my side; please try again later."
+        await send_error(interaction, message)
+
+
+async def defer_public(interaction: discord.Interaction) -> None:
+    """Defer with a public "thinking…", remembering it so an error can still be private."""
+    interaction.extras["public_defer"] = True
+    await interaction.response.defer(thinking=True)
+
+
+async def send_error(interaction: discord.Interaction, message: str) -> None:
+    """Answer with `message` only the user can see, whatever state the interaction is in."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(message, ephemeral=True)
+            return
+        if interaction.extras.get("public_defer"):
+            with contextlib.suppress(discord.HTTPException):  # hide the public placeholder
+                await interaction.delete_original_response()
+        await interaction.followup.send(message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not deliver an error to interaction %s", interaction.id)

@@ -1,0 +1,69 @@
+"""A warm spawn-context process pool that replaces a dead worker and says so to the user."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from bot.errors import MimiError
+from bot.jobs import warm_up
+
+log = logging.getLogger(__name__)
+
+
+class WarmPool:
+    """Workers that import TensorFlow and load the front-end once, before the first task."""
+
+    def __init__(self, name: str, weights: Path, workers: int = 1) -> None:
+        self.name = name
+        self.weights = weights
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _new(self) -> ProcessPoolExecutor:
+        """A fresh pool (TensorFlow is not fork-safe: spawn)."""
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=warm_up,
+            initargs=(self.weights,),
+        )
+
+    def start(self) -> None:
+        """Create the pool and have it spawn its workers now."""
+        if self._pool is None:
+            self._pool = self._new()
+            for _ in range(self.workers):
+                self._pool.submit(int, 0)
+
+    def pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        return list(getattr(self._pool, "_processes", None) or {})
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(*args)` in a worker; a worker that dies is replaced and the caller told."""
+        self.start()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, fn, *args)
+        except BrokenProcessPool:
+            log.error("the %s worker died; starting a new one", self.name)
+            old, self._pool = self._pool, self._new()
+            if old is not None:
+                old.shutdown(wait=False, cancel_futures=True)
+            raise MimiError(
+                f"The {self.name} worker crashed while handling that file; please try again.",
+                code="worker_crashed",
+            ) from None
+
+    async def close(self) -> None:
+        """Stop the workers."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

@@ -1,0 +1,79 @@
+"""/guess: name the likeliest artists of a clip, with the spectrogram and its timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import defer_public
+from bot.render import Window, spectrogram_png
+from cogs.common import check_size, cooldown, downloaded, safe
+from model_store.registry import NoModel
+
+BAR = 12  # characters in a confidence bar
+FIRST_STEPS = (
+    "I haven't learned any artists here yet. Teach me with `/teach artist:<name>` and a song, "
+    "for at least 2 artists (2–3 songs each is plenty); I'll train myself, then try `/guess`."
+)
+
+
+def bar(probability: float) -> str:
+    """A text confidence bar, e.g. ██████░░░░░░ 52%."""
+    filled = round(probability * BAR)
+    return "█" * filled + "░" * (BAR - filled) + f" {probability:.0%}"
+
+
+def guess_embed(result: dict) -> discord.Embed:
+    """The reply: top artists with bars, 'not sure' when unsure, tags, model version."""
+    top = result["top"]
+    title = (
+        "Not sure… my best guesses" if result["unsure"] else f"Sounds like {safe(top[0]['artist'])}"
+    )
+    embed = discord.Embed(title=title[:256], colour=0x5865F2)
+    embed.description = "\n".join(
+        f"**{i}. {safe(t['artist'])}**\n`{bar(t['probability'])}`" for i, t in enumerate(top, 1)
+    )[:4096]
+    if result.get("tags"):
+        embed.add_field(name="Sounds like", value=", ".join(t["tag"] for t in result["tags"]))
+    embed.set_footer(text=f"model v{result['model_version']} · {result['seconds']:.0f} s listened")
+    embed.set_image(url="attachment://guess.png")
+    return embed
+
+
+class Guess(commands.Cog):
+    """Guessing clips."""
+
+    def __init__(self, bot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="guess", description="Guess who made this clip")
+    @app_commands.describe(clip="A clip or song (MP3, M4A, OGG, Opus, FLAC, WAV)")
+    @app_commands.guild_only()
+    @cooldown("guess_cooldown_s")
+    async def guess(self, interaction: discord.Interaction, clip: discord.Attachment) -> None:
+        """Defer, download, guess in the warm worker, render, reply with embed + picture."""
+        check_size(clip, self.bot.settings.max_upload_bytes)
+        if self.bot.mimi.registry.current(interaction.guild_id) is None:
+            raise NoModel(FIRST_STEPS)
+        await defer_public(interaction)
+        async with downloaded(clip, self.bot.settings.data_dir / "tmp") as path:
+            result = await self.bot.inference.guess(interaction.guild_id, path)
+        mel = result.pop("mel")
+        windows = [
+            Window(w["start"], w["end"], w["artist"], w["probability"]) for w in result["windows"]
+        ]
+        meta = self.bot.mimi.registry.current(interaction.guild_id)
+        artists = meta.artists if meta else [t["artist"] for t in result["top"]]
+        png = await asyncio.to_thread(spectrogram_png, mel, windows, artists, title=clip.filename)
+        await interaction.followup.send(
+            embed=guess_embed(result), file=discord.File(io.BytesIO(png), "guess.png")
+        )
+
+
+async def setup(bot) -> None:
+    """Register the cog."""
+    await bot.add_cog(Guess(bot))

@@ -1,0 +1,84 @@
+"""/teach: a member adds songs of an artist; a retrain is scheduled."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import defer_public
+from bot.errors import DuplicateSong, MimiError
+from bot.names import display_name
+from cogs.common import check_size, cooldown, downloaded, length, remember_channel, safe
+
+
+class Teach(commands.Cog):
+    """Teaching songs."""
+
+    def __init__(self, bot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="teach", description="Teach me a song by an artist")
+    @app_commands.describe(artist="Who made it", song="The song (MP3, M4A, OGG, Opus, FLAC, WAV)")
+    @app_commands.guild_only()
+    @cooldown("teach_cooldown_s")
+    async def teach(
+        self,
+        interaction: discord.Interaction,
+        artist: app_commands.Range[str, 1, 200],
+        song: discord.Attachment,
+        song2: discord.Attachment | None = None,
+        song3: discord.Attachment | None = None,
+    ) -> None:
+        """Check everything cheap first, then defer, download, decode in a worker, reply."""
+        name = display_name(artist)
+        uploads = [a for a in (song, song2, song3) if a is not None]
+        for upload in uploads:
+            check_size(upload, self.bot.settings.max_upload_bytes)
+        await self.bot.mimi.check_quota(interaction.guild_id, name)
+        await defer_public(interaction)
+        lines, learned = [], 0
+        for upload in uploads:
+            try:
+                async with downloaded(upload, self.bot.settings.data_dir / "tmp") as path:
+                    stored = await self.bot.mimi.teach(
+                        interaction.guild_id,
+                        name,
+                        path,
+                        taught_by=interaction.user.id,
+                        filename=upload.filename,
+                    )
+            except DuplicateSong as dup:
+                lines.append(f"• {safe(upload.filename)}: {safe(dup.message)}")
+                continue
+            except MimiError as err:
+                if len(uploads) == 1:
+                    raise
+                lines.append(f"• {safe(upload.filename)}: {safe(err.message)}")
+                continue
+            learned += 1
+            lines.append(
+                f"• Learned **{safe(stored.artist)}** from {safe(stored.filename)} "
+                f"({length(stored.duration_s)}, {stored.clips} clips) — song #{stored.id}"
+            )
+        if learned:
+            remember_channel(interaction)
+            self.bot.training.request(interaction.guild_id, "teach")
+            lines.append("A retrain is scheduled; I'll post here when the new model is ready.")
+        await interaction.followup.send("\n".join(lines))
+
+    @teach.autocomplete("artist")
+    async def artist_names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Existing artists of this server that match what is typed so far."""
+        if interaction.guild_id is None:
+            return []
+        typed = current.casefold()
+        names = [a.name for a in await self.bot.mimi.artists(interaction.guild_id)]
+        return [app_commands.Choice(name=n, value=n) for n in names if typed in n.casefold()][:25]
+
+
+async def setup(bot) -> None:
+    """Register the cog."""
+    await bot.add_cog(Teach(bot))
