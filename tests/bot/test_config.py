@@ -45,3 +45,12 @@ def test_bad_values_are_named(env: dict[str, str], message: str) -> None:
     """A bad setting names the variable and the problem."""
     with pytest.raises(SettingsError, match=message):
         Settings.load(environ=env, env_file=None)
+
+
+def test_env_example_documents_every_setting() -> None:
+    """.env.example names every environment variable Settings reads."""
+    from dataclasses import fields
+
+    text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    missing = [f.metadata["env"] for f in fields(Settings) if f.metadata["env"] not in text]
+    assert missing == []

@@ -189,3 +189,70 @@ async def test_guess_cooldown_per_user(env, files) -> None:
         assert "haven't learned" in other.content
     finally:
         bot.settings = settings
+
+
+HOSTILE_SMALL = sorted(n for n in HOSTILE if n not in ("two_hours.wav", "huge.wav"))
+
+
+@pytest.mark.parametrize("name", HOSTILE_SMALL)
+async def test_hostile_guess_gets_private_specific_answer(env, files, name: str) -> None:
+    """Hostile clips sent to /guess get the same specific, private answers."""
+    standin, bot = env
+    await bot.training.wait_idle(HOME)
+    att = standin.add_file(name, files[name], "audio/mpeg")
+    reply = await (await standin.invoke(HOME, "guess", {"clip": att})).final(timeout=60)
+    if name == "truncated.mp3":  # 5 s survive: enough for a guess, which needs one 3 s patch
+        assert reply.embeds and not reply.ephemeral
+        return
+    expected = "too short" if name == "half_second.flac" else HOSTILE[name][1].lower()
+    assert reply.ephemeral and expected in reply.content.lower()
+
+
+async def test_names_cannot_ping_or_format(env, files) -> None:
+    """A hostile artist name is stored cleanly and echoed inert, with mentions disabled."""
+    standin, bot = env
+    inter = await teach(
+        standin, "Drone2.mp3", files["Drone2.mp3"], "@everyone **x**\u200b", guild=OTHER
+    )
+    reply = await inter.final(timeout=60)
+    assert "\\*\\*x\\*\\*" in reply.content and "@\u200beveryone" in reply.content
+    assert reply.allowed_mentions == {"parse": []}
+    choices = await standin.invoke(OTHER, "teach", {"artist": "every"}, focused="artist")
+    assert [c["name"] for c in (await choices.deferred()).choices] == ["@everyone **x**"]
+    await bot.mimi.forget_artist(OTHER, "@everyone **x**")
+
+
+async def test_quota_refuses_before_download(env, files) -> None:
+    """A server at its song quota is told so, and nothing is downloaded or stored."""
+    standin, bot = env
+    settings = bot.settings
+    bot.settings = dataclasses.replace(settings, max_guild_songs=1)
+    bot.mimi.settings = bot.settings
+    try:
+        inter = await teach(standin, "Chime1.mp3", files["Chime1.mp3"], "New Artist")
+        reply = await inter.final(timeout=30)
+        assert reply.ephemeral and "limit of 1 songs" in reply.content
+    finally:
+        bot.settings = bot.mimi.settings = settings
+    assert "New Artist" not in [a.name for a in await bot.mimi.artists(HOME)]
+
+
+async def test_sync_commands_registers_every_command(env, frontend_weights: Path, tmp_path) -> None:
+    """`mimi sync-commands --guild G` logs in (via DISCORD_API_BASE) and registers all commands."""
+    from bot.runner import sync_commands
+
+    standin, _ = env
+    settings = Settings.load(
+        environ={
+            "DISCORD_TOKEN": "t",
+            "DISCORD_API_BASE": standin.api_base,
+            "DISCORD_GATEWAY_URL": standin.gateway_url,
+        },
+        env_file=None,
+        data_dir=tmp_path,
+        frontend_weights=frontend_weights,
+    )
+    names = await sync_commands(settings, HOME)
+    assert sorted(names) == ["artists", "forget", "guess", "retrain", "stats", "teach"]
+    registered = {c["name"] for c in standin.registered_commands if c.get("guild_id") == str(HOME)}
+    assert registered == set(names)

@@ -1,0 +1,131 @@
+"""/guess latency through the real bot and discord.py against the loopback Discord stand-in.
+
+Usage: python bench/bot_latency.py [--runs N] [--json]
+Times INTERACTION_CREATE -> defer and -> followup for a 4-minute MP3 at 1, 5 and 20 concurrent
+requests (p50/p95/p99), and the bot process's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.audio import find_ffmpeg  # noqa: E402
+from bot.client import MimiBot  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from model_store.features import WEIGHTS_FILENAME  # noqa: E402
+from tests.audio_factory import encode  # noqa: E402
+from tests.discord_standin import DiscordStandIn, running_bot  # noqa: E402
+
+GUILD = 4242
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) in milliseconds."""
+    ordered = sorted(values)
+    return round(1000 * ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))], 1)
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def bench(runs: int) -> dict:
+    """Teach and train a small guild, then time /guess at several concurrency levels."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        settings = Settings.load(
+            environ={},
+            env_file=None,
+            data_dir=tmp / "data",
+            guess_cooldown_s=0.0,
+            frontend_weights=ROOT / "pretrained" / WEIGHTS_FILENAME,
+        )
+        song = encode(tmp / "seed.wav", "wav", seconds=60, voice=0)
+        mp3 = tmp / "four_minutes.mp3"
+        subprocess.run(
+            [
+                find_ffmpeg(),
+                "-v",
+                "error",
+                "-stream_loop",
+                "3",
+                "-i",
+                str(song),
+                "-t",
+                "240",
+                "-b:a",
+                "192k",
+                str(mp3),
+            ],
+            check=True,
+        )
+        async with DiscordStandIn() as standin:
+            standin.add_guild(GUILD)
+            bot = MimiBot(settings, guild_ready_timeout=0.1)
+            async with running_bot(standin, bot, timeout=120):
+                for voice, artist in ((0, "Drone"), (4, "Chime")):
+                    for seed in range(3):
+                        path = encode(
+                            tmp / f"{artist}{seed}.mp3", "mp3", seconds=30, voice=voice, seed=seed
+                        )
+                        await bot.mimi.teach(GUILD, artist, path)
+                await bot.training.train_now(GUILD, "bench")
+                att = standin.add_file("four_minutes.mp3", mp3.read_bytes(), "audio/mpeg")
+                warm = await standin.invoke(GUILD, "guess", {"clip": att})
+                await warm.final(timeout=120)
+                results = {}
+                for concurrency in (1, 5, 20):
+                    defers, answers = [], []
+                    rounds = max(1, runs // concurrency) if concurrency > 1 else runs
+                    for _ in range(rounds):
+                        inters = await asyncio.gather(
+                            *(
+                                standin.invoke(GUILD, "guess", {"clip": att}, user_id=100 + i)
+                                for i in range(concurrency)
+                            )
+                        )
+                        await asyncio.gather(*(i.final(timeout=300) for i in inters))
+                        defers += [i.defer_latency for i in inters]
+                        answers += [i.answer_latency for i in inters]
+                    results[f"concurrent_{concurrency}"] = {
+                        "requests": len(defers),
+                        "defer_ms": {q: pct(defers, q) for q in (50, 95, 99)},
+                        "followup_ms": {q: pct(answers, q) for q in (50, 95, 99)},
+                        "followup_median_s": round(statistics.median(answers), 3),
+                    }
+                results["main_process_rss_mb"] = round(rss_mb(), 1)
+                results["main_process_peak_rss_mb"] = round(
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+                )
+                results["max_event_loop_stall_ms"] = round(bot.max_stall_s * 1000, 1)
+    return results
+
+
+def main() -> int:
+    """Run and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = asyncio.run(bench(args.runs))
+    print(json.dumps(results, indent=None if args.json else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
