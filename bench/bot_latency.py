@@ -74,16 +74,17 @@ async def bench(runs: int) -> dict:
             ],
             check=True,
         )
+        songs = [  # encoded before the bot starts, so the bench never blocks the bot's loop
+            (artist, encode(tmp / f"{artist}{seed}.mp3", "mp3", seconds=30, voice=voice, seed=seed))
+            for voice, artist in ((0, "Drone"), (4, "Chime"))
+            for seed in range(3)
+        ]
         async with DiscordStandIn() as standin:
             standin.add_guild(GUILD)
             bot = MimiBot(settings, guild_ready_timeout=0.1)
             async with running_bot(standin, bot, timeout=120):
-                for voice, artist in ((0, "Drone"), (4, "Chime")):
-                    for seed in range(3):
-                        path = encode(
-                            tmp / f"{artist}{seed}.mp3", "mp3", seconds=30, voice=voice, seed=seed
-                        )
-                        await bot.mimi.teach(GUILD, artist, path)
+                for artist, path in songs:
+                    await bot.mimi.teach(GUILD, artist, path)
                 await bot.training.train_now(GUILD, "bench")
                 att = standin.add_file("four_minutes.mp3", mp3.read_bytes(), "audio/mpeg")
                 warm = await standin.invoke(GUILD, "guess", {"clip": att})

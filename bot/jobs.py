@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -186,9 +187,19 @@ def min_guess_seconds() -> float:
     return features.PATCH_FRAMES * features.HOP_LENGTH / features.SAMPLE_RATE
 
 
+WORKER_NICENESS = 10  # workers yield the CPU to the bot's event loop on a small machine
+
+
+def yield_cpu() -> None:
+    """Lower this worker's CPU priority so the bot process stays responsive."""
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
+
+
 def warm_up(weights: Path) -> None:
-    """Worker initializer: import TensorFlow and load the front-end before the first request."""
+    """Worker initializer: lower priority, import TensorFlow and load the front-end."""
     from model_store.embed import frontend
 
+    yield_cpu()
     if Path(weights).is_file():
         frontend(weights)

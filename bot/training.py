@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from bot.config import Settings
 from bot.errors import MimiError
-from bot.jobs import TrainJob, train_job
+from bot.jobs import TrainJob, train_job, yield_cpu
 from bot.store import Store
 from model_store.registry import ModelRegistry
 
@@ -34,6 +34,7 @@ def _init_worker(progress) -> None:
     """Pool initializer (in each worker): keep the queue that epoch reports go to."""
     global _PROGRESS
     _PROGRESS = progress
+    yield_cpu()
 
 
 def _run_train_job(job: TrainJob) -> dict:
