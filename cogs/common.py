@@ -55,6 +55,17 @@ async def downloaded(attachment: discord.Attachment, folder: Path) -> AsyncItera
         yield path
 
 
+async def artist_choices(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    """Autocomplete: this server's artists whose names contain what is typed so far."""
+    if interaction.guild_id is None:
+        return []
+    typed = current.casefold()
+    names = [a.name for a in await interaction.client.mimi.artists(interaction.guild_id)]
+    return [app_commands.Choice(name=n, value=n) for n in names if typed in n.casefold()][:25]
+
+
 def remember_channel(interaction: discord.Interaction) -> None:
     """Training news for this server goes to the channel of its latest teach/forget/retrain."""
     if interaction.guild_id is not None and interaction.channel_id is not None:

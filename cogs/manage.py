@@ -7,7 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import MimiError
-from cogs.common import remember_channel, safe
+from cogs.common import artist_choices, remember_channel, safe
 
 
 def can_manage(interaction: discord.Interaction) -> bool:
@@ -54,14 +54,7 @@ class Manage(commands.Cog):
         self.bot.training.request(guild, "forget")
         await interaction.response.send_message(text)
 
-    @forget.autocomplete("artist")
-    async def artist_names(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        """Existing artists matching what is typed."""
-        names = [a.name for a in await self.bot.mimi.artists(interaction.guild_id)]
-        typed = current.casefold()
-        return [app_commands.Choice(name=n, value=n) for n in names if typed in n.casefold()][:25]
+    forget.autocomplete("artist")(artist_choices)
 
     @app_commands.command(name="retrain", description="Retrain this server's model now")
     @app_commands.guild_only()

@@ -9,7 +9,15 @@ from discord.ext import commands
 from bot.client import defer_public
 from bot.errors import DuplicateSong, MimiError
 from bot.names import display_name
-from cogs.common import check_size, cooldown, downloaded, length, remember_channel, safe
+from cogs.common import (
+    artist_choices,
+    check_size,
+    cooldown,
+    downloaded,
+    length,
+    remember_channel,
+    safe,
+)
 
 
 class Teach(commands.Cog):
@@ -67,16 +75,7 @@ class Teach(commands.Cog):
             lines.append("A retrain is scheduled; I'll post here when the new model is ready.")
         await interaction.followup.send("\n".join(lines))
 
-    @teach.autocomplete("artist")
-    async def artist_names(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        """Existing artists of this server that match what is typed so far."""
-        if interaction.guild_id is None:
-            return []
-        typed = current.casefold()
-        names = [a.name for a in await self.bot.mimi.artists(interaction.guild_id)]
-        return [app_commands.Choice(name=n, value=n) for n in names if typed in n.casefold()][:25]
+    teach.autocomplete("artist")(artist_choices)
 
 
 async def setup(bot) -> None:

@@ -170,8 +170,8 @@ async def test_gateway_drop_resumes(env) -> None:
     standin, _ = env
     await standin.drop_gateway()
     await standin.wait_resumed(1, timeout=30)
-    listed = await (await standin.invoke(HOME, "artists")).final(timeout=10)
-    assert "Drone" in listed.content
+    listed = await (await standin.invoke(OTHER, "artists")).final(timeout=10)
+    assert "No artists yet" in listed.content and standin.resumes >= 1
 
 
 async def test_guess_cooldown_per_user(env, files) -> None:
@@ -256,3 +256,21 @@ async def test_sync_commands_registers_every_command(env, frontend_weights: Path
     assert sorted(names) == ["artists", "forget", "guess", "retrain", "stats", "teach"]
     registered = {c["name"] for c in standin.registered_commands if c.get("guild_id") == str(HOME)}
     assert registered == set(names)
+
+
+async def test_unexpected_error_is_logged_and_answered_generically(env, caplog) -> None:
+    """A bug in a command gets a generic private reply and a log line with the interaction id."""
+    standin, bot = env
+
+    async def broken(guild_id: int):
+        raise RuntimeError("disk on fire")
+
+    real, bot.mimi.artists = bot.mimi.artists, broken
+    try:
+        inter = await standin.invoke(HOME, "artists")
+        reply = await inter.final(timeout=10)
+    finally:
+        bot.mimi.artists = real
+    assert reply.ephemeral and "Something went wrong" in reply.content
+    assert "disk on fire" not in reply.content
+    assert any(str(inter.id) in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
