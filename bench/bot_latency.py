@@ -12,7 +12,6 @@ import asyncio
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.audio import find_ffmpeg  # noqa: E402
+from bench.common import four_minute_mp3  # noqa: E402
 from bot.client import MimiBot  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from model_store.features import WEIGHTS_FILENAME  # noqa: E402
@@ -57,23 +56,7 @@ async def bench(runs: int) -> dict:
         )
         song = encode(tmp / "seed.wav", "wav", seconds=60, voice=0)
         mp3 = tmp / "four_minutes.mp3"
-        subprocess.run(
-            [
-                find_ffmpeg(),
-                "-v",
-                "error",
-                "-stream_loop",
-                "3",
-                "-i",
-                str(song),
-                "-t",
-                "240",
-                "-b:a",
-                "192k",
-                str(mp3),
-            ],
-            check=True,
-        )
+        four_minute_mp3(song, mp3)
         songs = [  # encoded before the bot starts, so the bench never blocks the bot's loop
             (artist, encode(tmp / f"{artist}{seed}.mp3", "mp3", seconds=30, voice=voice, seed=seed))
             for voice, artist in ((0, "Drone"), (4, "Chime"))

@@ -10,7 +10,6 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.audio import DecodeLimits, find_ffmpeg  # noqa: E402
+from bench.common import four_minute_mp3  # noqa: E402
+from bot.audio import DecodeLimits  # noqa: E402
 from bot.evaluation import EvalSong, load_folder  # noqa: E402
 from model_store import features  # noqa: E402
 from model_store.baselines import ScratchConfig, melstats_method, scratch_method  # noqa: E402
@@ -113,23 +113,7 @@ def guess_latency(songs: list[EvalSong], weights: Path, runs: int = 5) -> dict:
         )
         mp3 = tmp / "four_minutes.mp3"
         src = sorted((ROOT.parent / "devset").glob("*/*.ogg"))[0]
-        subprocess.run(
-            [
-                find_ffmpeg(),
-                "-v",
-                "error",
-                "-stream_loop",
-                "-1",
-                "-i",
-                str(src),
-                "-t",
-                "240",
-                "-b:a",
-                "192k",
-                str(mp3),
-            ],
-            check=True,
-        )
+        four_minute_mp3(src, mp3)
         ingest = IngestConfig(tmp / "cache", LIMITS, 10.0, 10.0, weights)
         config = GuessConfig(tmp / "models", ingest)
         guess_file(mp3, 0, config)  # warm: TensorFlow, front-end and head loaded
