@@ -92,11 +92,10 @@ async def guess(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
         raise MimiError("--top must be at least 1.")
     config = guess_config(mimi.settings, top_k=args.top)
     result = await asyncio.to_thread(guess_file, args.file, args.guild, config)
-    mel = result.pop("mel")
+    mel, artists = result.pop("mel"), result.pop("artists")
     if args.png:
         from bot.render import Window, spectrogram_png
 
-        artists = mimi.registry.require_current(args.guild).artists
         windows = [
             Window(w["start"], w["end"], w["artist"], w["probability"]) for w in result["windows"]
         ]

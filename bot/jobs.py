@@ -177,6 +177,7 @@ def guess_file(path: Path, guild_id: int, config: GuessConfig) -> dict:
         max_windows=config.max_windows,
     )
     result["model_version"] = meta.version
+    result["artists"] = list(meta.artists)  # class order of the model that answered
     result["seconds"] = round(decoded.seconds, 2)
     result["mel"] = mel.astype(np.float16)
     return result

@@ -62,12 +62,10 @@ class Guess(commands.Cog):
         await defer_public(interaction)
         async with downloaded(clip, self.bot.settings.data_dir / "tmp") as path:
             result = await self.bot.inference.guess(interaction.guild_id, path)
-        mel = result.pop("mel")
+        mel, artists = result.pop("mel"), result.pop("artists")
         windows = [
             Window(w["start"], w["end"], w["artist"], w["probability"]) for w in result["windows"]
         ]
-        meta = self.bot.mimi.registry.current(interaction.guild_id)
-        artists = meta.artists if meta else [t["artist"] for t in result["top"]]
         png = await asyncio.to_thread(spectrogram_png, mel, windows, artists, title=clip.filename)
         await interaction.followup.send(
             embed=guess_embed(result), file=discord.File(io.BytesIO(png), "guess.png")
