@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEVSET ?= ../devset
 
-.PHONY: setup test lint run bench clean
+.PHONY: setup test lint run bench docker clean
 
 setup:
 	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
@@ -23,6 +23,10 @@ bench: setup
 	@test -d $(DEVSET) || bash ../shared/bench/make_devset.sh $(DEVSET)
 	$(BIN)/python bench/ingest.py --devset $(DEVSET)
 	$(BIN)/python bench/train_eval.py --devset $(DEVSET)
+
+# The home-server image (Dockerfile, docker-compose.yml); `docker compose up -d` runs it.
+docker:
+	docker compose build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import cli_model
+from bot import cli_backup, cli_model
 from bot.config import Settings, SettingsError
 from bot.errors import DuplicateSong, MimiError, read_error
 from bot.service import Mimi, import_plan
@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--song", type=int, metavar="SONG_ID", help="remove one song by id")
     cli_model.add_commands(sub, common, guild)
     sub.add_parser("run", parents=[common], help="start the Discord bot")
+    cli_backup.add_commands(sub, common)
+    sub.add_parser(
+        "health", parents=[common], help="check the running bot, its workers and the database"
+    )
     p = sub.add_parser("sync-commands", parents=[common], help="register the slash commands")
     p.add_argument("--guild", type=_guild, help="one server (instant) instead of global")
     return parser
@@ -181,6 +185,15 @@ def _run(settings: Settings) -> int:
     return run_bot(settings)
 
 
+def _health(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.health import check
+
+    report = asyncio.run(check(settings))
+    lines = [f"{'ok' if c.ok else 'FAIL':<4}  {c.name:<17} {c.detail}" for c in report.checks]
+    _emit(args, report.as_dict(), lines)
+    return EXIT_OK if report.ok else EXIT_FAIL
+
+
 def _sync(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import sync_commands
 
@@ -224,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.load(data_dir=args.data_dir)
         if args.command == "run":
             return _run(settings)
+        if args.command in cli_backup.HANDLERS:
+            return cli_backup.HANDLERS[args.command](args, settings, _emit)
+        if args.command == "health":
+            return _health(args, settings)
         if args.command == "sync-commands":
             return _sync(args, settings)
         if args.command in NEEDS_TENSORFLOW:

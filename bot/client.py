@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import os
 import time
 
 import discord
@@ -14,6 +16,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.errors import MimiError
+from bot.health import HEARTBEAT_EVERY_S, heartbeat_path, write_heartbeat
 from bot.inference import InferenceService
 from bot.pool import WarmPool
 from bot.service import Mimi
@@ -36,7 +39,13 @@ def configure_endpoints(settings: Settings) -> None:
 class MimiBot(commands.Bot):
     """mimi on Discord: slash commands only, guild-only, no privileged intents."""
 
-    def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        guild_ready_timeout: float = 2.0,
+        heartbeat_every_s: float = HEARTBEAT_EVERY_S,
+    ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -54,6 +63,13 @@ class MimiBot(commands.Bot):
         self._stall_task: asyncio.Task | None = None
         self.max_stall_s = 0.0
         self.status_channels: dict[int, int] = {}  # guild -> channel for training news
+        self.started_at = time.time()
+        self.heartbeat_every_s = heartbeat_every_s
+        self._heartbeat_task: asyncio.Task | None = None
+        self._gateway_down_since: float | None = self.started_at
+        self.add_listener(self._gateway_up, "on_connect")
+        self.add_listener(self._gateway_up, "on_resumed")
+        self.add_listener(self._gateway_down, "on_disconnect")
 
     async def setup_hook(self) -> None:
         """Open the store and the worker pools, then load every cog."""
@@ -61,17 +77,24 @@ class MimiBot(commands.Bot):
         self.mimi = await Mimi.open(self.settings, run=self.ingest_pool.run)
         self.training = TrainingService(self.settings, self.mimi.store)
         await self.training.start()
+        await self.training.resume()
         self.inference = InferenceService(self.settings)
         await self.inference.start()
         self.tree.on_error = self.on_app_command_error
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self._stall_task = asyncio.create_task(self._watch_stalls())
+        self._heartbeat_task = asyncio.create_task(self._heartbeat())
 
     async def close(self) -> None:
         """Stop listening first, then the services, then the connection."""
-        if self._stall_task is not None:
-            self._stall_task.cancel()
+        for task in (self._stall_task, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
+        if self._heartbeat_task is not None:
+            with contextlib.suppress(OSError):
+                beat = {"state": "stopped", "pid": os.getpid(), "written_at": time.time()}
+                write_heartbeat(heartbeat_path(self.settings), beat)
         for name in ("training", "inference"):
             service = getattr(self, name, None)
             if service is not None:
@@ -80,6 +103,59 @@ class MimiBot(commands.Bot):
         if hasattr(self, "mimi"):
             await self.mimi.close()
         await super().close()
+
+    async def _gateway_up(self) -> None:
+        """Connected (or resumed): the gateway is up."""
+        self._gateway_down_since = None
+
+    async def _gateway_down(self) -> None:
+        """Disconnected: remember since when."""
+        self._gateway_down_since = self._gateway_down_since or time.time()
+
+    async def health_snapshot(self) -> dict:
+        """Database, worker pools (healing any that died idle) and gateway, as one dict."""
+        try:
+            await asyncio.wait_for(self.mimi.store.ping(), 10)
+            database: dict = {"ok": True}
+        except Exception as err:  # the heartbeat reports it; `mimi health` fails on it
+            database = {"ok": False, "error": str(err) or type(err).__name__}
+        pools = {
+            name: {"state": pool.heal(), "pids": pool.pids()}
+            for name, pool in (("reading", self.ingest_pool), ("guessing", self.inference.pool))
+        }
+        pools["training"] = {"state": self.training.heal(), "pids": self.training.worker_pids()}
+        latency = self.latency
+        return {
+            "state": "running",
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "written_at": time.time(),
+            "interval_s": self.heartbeat_every_s,
+            "database": database,
+            "pools": pools,
+            "gateway": {
+                "connected": self._gateway_down_since is None and not self.is_closed(),
+                "down_since": self._gateway_down_since,
+                "latency_ms": latency * 1000 if math.isfinite(latency) else None,
+                "guilds": len(self.guilds),
+            },
+        }
+
+    async def _heartbeat(self) -> None:
+        """Rewrite the heartbeat file every few seconds for `mimi health` (and Docker)."""
+        path, failing = heartbeat_path(self.settings), False
+        while True:
+            try:
+                beat = await self.health_snapshot()
+                write_heartbeat(path, beat)  # a few hundred bytes: no thread, no race with close
+                failing = False
+            except OSError as err:
+                if not failing:
+                    log.warning("cannot write the heartbeat %s: %s", path, err)
+                failing = True
+            except Exception:
+                log.exception("heartbeat failed")
+            await asyncio.sleep(self.heartbeat_every_s)
 
     async def _watch_stalls(self) -> None:
         """Measure event-loop lag every 50 ms and log stalls above 100 ms."""

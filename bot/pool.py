@@ -17,6 +17,18 @@ from bot.jobs import warm_up
 log = logging.getLogger(__name__)
 
 
+def executor_state(executor: ProcessPoolExecutor | None) -> str:
+    """'stopped', 'broken' (a worker died), 'idle' (no worker yet) or 'ok'."""
+    if executor is None:
+        return "stopped"
+    processes = dict(getattr(executor, "_processes", None) or {})
+    if getattr(executor, "_broken", False) or any(
+        p.exitcode is not None for p in processes.values()
+    ):
+        return "broken"
+    return "ok" if processes else "idle"
+
+
 class WarmPool:
     """Workers that import TensorFlow and load the front-end once, before the first task."""
 
@@ -45,6 +57,20 @@ class WarmPool:
     def pids(self) -> list[int]:
         """Process ids of the live workers."""
         return list(getattr(self._pool, "_processes", None) or {})
+
+    def state(self) -> str:
+        """See executor_state."""
+        return executor_state(self._pool)
+
+    def heal(self) -> str:
+        """Replace the pool if a worker died while idle; the state afterwards."""
+        if self.state() == "broken":
+            log.error("a %s worker died while idle; starting a new one", self.name)
+            old, self._pool = self._pool, None
+            if old is not None:
+                old.shutdown(wait=False, cancel_futures=True)
+            self.start()
+        return self.state()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` in a worker; a worker that dies is replaced and the caller told."""

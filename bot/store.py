@@ -138,6 +138,69 @@ class Store:
         """SQLite's own verdict on the file ('ok' when sound)."""
         return (await self._all("PRAGMA integrity_check"))[0][0]
 
+    async def ping(self) -> None:
+        """Round-trip one trivial query (raises if the connection or file is unusable)."""
+        await self._all("SELECT COUNT(*) FROM sqlite_master")
+
+    async def backup_to(self, target: Path) -> None:
+        """Copy a consistent snapshot of the whole database to `target` (SQLite backup API)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        async with aiosqlite.connect(target, isolation_level=None) as dest:
+            async with self._lock:
+                await self._db.backup(dest)
+            await dest.execute("PRAGMA journal_mode = DELETE")
+
+    @staticmethod
+    async def probe(path: Path) -> tuple[int, int]:
+        """Open `path` read-only (never creating it): (schema version, song count)."""
+        if not path.is_file():
+            raise FileNotFoundError("the file does not exist")
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        async with aiosqlite.connect(uri, uri=True, timeout=5) as db:
+            (version,) = await (await db.execute("PRAGMA user_version")).fetchone()
+            (songs,) = await (await db.execute("SELECT COUNT(*) FROM songs")).fetchone()
+        return version, songs
+
+    async def restore_from(self, source: Path) -> None:
+        """Replace this whole database with the one at `source` (SQLite backup API, one step).
+
+        Safe while other connections (a running bot) use this file: SQLite takes the write
+        lock, and they see the new content on their next statement.
+        """
+        async with aiosqlite.connect(source, isolation_level=None) as src, self._lock:
+            await src.backup(self._db)
+
+    async def counts(self) -> dict[str, int]:
+        """How many guilds, artists, songs and clips the whole database holds."""
+        (row,) = await self._all(
+            "SELECT (SELECT COUNT(*) FROM guilds), (SELECT COUNT(*) FROM artists),"
+            " (SELECT COUNT(*) FROM songs), (SELECT COUNT(*) FROM clips)"
+        )
+        return dict(zip(("guilds", "artists", "songs", "clips"), row, strict=True))
+
+    async def all_songs(self) -> list[Song]:
+        """Every song of every guild, by guild then id (for backups)."""
+        return [Song(*r) for r in await self._all(_SONG_SELECT + " ORDER BY s.guild_id, s.id")]
+
+    @staticmethod
+    async def inspect(path: Path, *, integrity: bool = False) -> dict:
+        """Look at a database file, never creating or writing it: schema version, guild and song
+        counts, song keys and (with `integrity`) PRAGMA integrity_check; sqlite3.Error when it is
+        not mimi's. (Not mode=ro: a read-only connection would leave -wal/-shm files behind.)"""
+        if not path.is_file():
+            raise FileNotFoundError(f"no database at {path}")
+        uri = f"{path.resolve().as_uri()}?mode=rw"
+        async with aiosqlite.connect(uri, uri=True, timeout=5) as db:
+            info: dict = {"integrity": None}
+            if integrity:
+                check = await db.execute("PRAGMA integrity_check")
+                (info["integrity"],) = await check.fetchone()
+            (info["schema_version"],) = await (await db.execute("PRAGMA user_version")).fetchone()
+            (info["guilds"],) = await (await db.execute("SELECT COUNT(*) FROM guilds")).fetchone()
+            rows = await db.execute_fetchall("SELECT guild_id, audio_sha256 FROM songs")
+        info["songs"], info["song_keys"] = len(rows), [(int(g), str(k)) for g, k in rows]
+        return info
+
     # --- songs and artists -------------------------------------------------------------
 
     async def add_song(self, guild_id: int, artist: str, song: NewSong) -> Song:
@@ -300,7 +363,24 @@ class Store:
         )
         return bool(rows)
 
+    async def guild_ids(self) -> list[int]:
+        """Every guild that has taught at least one song."""
+        return [g for (g,) in await self._all("SELECT DISTINCT guild_id FROM songs ORDER BY 1")]
+
     # --- training runs and models -------------------------------------------------------
+
+    async def close_interrupted_runs(self, error: str) -> list[int]:
+        """Mark runs a crash left 'running' as failed with `error`; their guilds."""
+        async with self._tx() as db:
+            rows = await db.execute_fetchall(
+                "SELECT DISTINCT guild_id FROM training_runs WHERE status = 'running'"
+            )
+            await db.execute(
+                "UPDATE training_runs SET status = 'failed', error = ?, finished_at = ?"
+                " WHERE status = 'running'",
+                (error, now_iso()),
+            )
+        return [g for (g,) in rows]
 
     async def start_run(self, guild_id: int, reason: str) -> int:
         """Record a training run as running; return its id."""

@@ -20,6 +20,7 @@ from typing import NamedTuple
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.jobs import TrainJob, train_job, yield_cpu
+from bot.pool import executor_state
 from bot.store import Store
 from model_store.registry import ModelRegistry
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 WORKER_DIED = "the training worker died (killed or out of memory)"
 SHUTDOWN = "mimi shut down before training finished"
+INTERRUPTED = "interrupted: mimi stopped during training"
+RESUMED = "resumed after a restart"
 _PROGRESS = None  # in a worker: the parent's progress queue, set by the pool initializer
 
 
@@ -122,6 +125,23 @@ class TrainingService:
         self._loop = asyncio.get_running_loop()
         self._pool = self._pool or self._make_pool()
 
+    async def resume(self) -> list[int]:
+        """After a (re)start: close runs a crash left open; retrain guilds whose songs changed."""
+        interrupted = await self.store.close_interrupted_runs(INTERRUPTED)
+        stale = []
+        for guild_id in await self.store.guild_ids():
+            taught: dict[str, set[int]] = {}
+            for song_id, artist, _key, _clips in await self.store.training_songs(guild_id):
+                taught.setdefault(artist, set()).add(song_id)
+            current = await asyncio.to_thread(self.registry.current, guild_id)
+            used = {a: set(ids) for a, ids in current.snapshot.items()} if current else None
+            if len(taught) >= 2 and used != taught:
+                stale.append(guild_id)
+                self.request(guild_id, RESUMED)
+        if interrupted or stale:
+            log.info("interrupted trainings in %s; retraining %s", interrupted, stale)
+        return stale
+
     async def close(self, *, wait_s: float = 10.0) -> None:
         """Drop timers and queued trainings, wait `wait_s` for running ones, abandon the rest."""
         self._closing = True
@@ -183,6 +203,13 @@ class TrainingService:
         """Process ids of the live training workers (the executor has no public list)."""
         processes = getattr(self._pool.executor, "_processes", None) if self._pool else None
         return list(processes or {})
+
+    def heal(self) -> str:
+        """Replace the pool if a worker died while idle; its state afterwards (executor_state)."""
+        busy = any(st.started is not None for st in self._guilds.values())
+        if self._pool and not busy and executor_state(self._pool.executor) == "broken":
+            self._rebuild(self._pool)  # (a running training rebuilds it itself)
+        return executor_state(self._pool.executor if self._pool else None)
 
     def _enqueue(self, guild_id: int, reason: str, *waiters: asyncio.Future) -> None:
         """Queue one training (superseding a queued one and any timer); start the runner."""

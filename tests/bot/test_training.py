@@ -286,3 +286,40 @@ async def test_close_abandons_a_running_training(
     assert ModelRegistry(settings.models_dir).current(GUILD) is None
     with pytest.raises(TrainingFailed, match="not running"):
         await service.train_now(GUILD, "after close")
+
+
+async def test_resume_after_restart_closes_open_runs_and_retrains_stale_guilds(
+    settings: Settings, mimi: Mimi, tmp_path: Path, recorder: Recorder
+):
+    """On start, a run a crash left open is marked interrupted; only changed guilds retrain."""
+    await teach_two_artists(mimi, tmp_path / "a")
+    await teach_two_artists(mimi, tmp_path / "b", guild=GUILD + 1)
+    await teach_two_artists(mimi, tmp_path / "c", guild=GUILD + 2)
+    first = TrainingService(settings, mimi.store, quiet_s=QUIET_S)
+    await first.start()
+    for guild in (GUILD, GUILD + 1):
+        await first.train_now(guild, "before the crash")
+    await first.close()
+    crashed = await mimi.store.start_run(GUILD, "killed mid-training")  # as `kill -9` leaves it
+    song = encode(tmp_path / "later.mp3", "mp3", seconds=12, voice=0, seed=9)
+    await mimi.teach(GUILD, "Alpha", song)  # taught while the bot was down (CLI)
+    await mimi.teach(GUILD + 2, "Solo", encode(tmp_path / "s.mp3", "mp3", seconds=12, voice=6))
+    restarted = TrainingService(settings, mimi.store, quiet_s=QUIET_S)
+    restarted.subscribe(recorder)
+    await restarted.start()
+    try:
+        assert await restarted.resume() == [GUILD, GUILD + 2]  # GUILD + 1 is up to date
+        await recorder.wait_for(lambda e: e.kind == "finished" and e.guild_id == GUILD)
+        await restarted.wait_idle()
+    finally:
+        await restarted.close()
+    runs = {r["id"]: r for r in await mimi.store.runs(GUILD)}
+    assert runs[crashed]["status"] == "failed" and "interrupted" in runs[crashed]["error"]
+    registry = ModelRegistry(settings.models_dir)
+    assert registry.current(GUILD).version == 2
+    assert len(registry.current(GUILD).snapshot["Alpha"]) == 3
+    assert registry.current(GUILD + 1).version == 1
+    assert registry.current(GUILD + 2).artists == ["Alpha", "Beta", "Solo"]
+    assert [e.reason for e in recorder.events if e.kind == "started"] == [
+        "resumed after a restart"
+    ] * 2
