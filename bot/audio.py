@@ -66,6 +66,19 @@ def describe_seconds(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def audible_dbfs(audio: np.ndarray) -> float:
+    """Level of what can be heard: RMS in dBFS once each 0.1 s block's DC offset is removed.
+
+    A constant offset (a stuck converter, NaN floats turned to full scale) is not sound.
+    """
+    block = SAMPLE_RATE // 10
+    blocks = audio[: audio.size // block * block].reshape(-1, block)
+    if blocks.size == 0:
+        return rms_dbfs(audio - audio.mean()) if audio.size else float("-inf")
+    power = float(np.mean(blocks.var(axis=1, dtype=np.float64)))
+    return 10.0 * np.log10(power) if power > 0 else float("-inf")
+
+
 @lru_cache(maxsize=4)
 def find_ffmpeg(configured: str = "") -> str:
     """The ffmpeg executable: the configured path, else PATH, else the imageio-ffmpeg binary."""
@@ -226,6 +239,6 @@ def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
             code="too_short",
         )
     decoded = Decoded(samples, fmt, info.rate, info.declared)
-    if rms_dbfs(decoded.as_float()) < SILENCE_DBFS:
+    if audible_dbfs(decoded.as_float()) < SILENCE_DBFS:
         raise AudioRejected("The audio is silent; there is nothing to hear.", code="silent")
     return decoded

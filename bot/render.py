@@ -113,12 +113,17 @@ def _width(text: str, scale: float, font: int = FONT) -> int:
 
 def _fit(text: object, max_px: int, scale: float, font: int = FONT) -> str:
     """`text` folded to ASCII and cut with '...' so it is at most `max_px` wide."""
-    text = ascii_fold(text)
+    text = ascii_fold(text)[: max(0, max_px)]  # every glyph is at least a pixel wide
     if _width(text, scale, font) <= max_px:
         return text
-    while text and _width(text + "...", scale, font) > max_px:
-        text = text[:-1].rstrip()
-    return text + "..." if text else ""
+    lo, hi = 0, len(text)  # binary search: the longest prefix that fits with "..."
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _width(text[:mid].rstrip() + "...", scale, font) <= max_px:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo].rstrip() + "..." if text[:lo].strip() else ""
 
 
 def _put(img: np.ndarray, text: str, x: float, y: float, scale: float = 0.45, colour=TEXT) -> None:

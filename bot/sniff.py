@@ -23,6 +23,7 @@ DEMUXERS = {
 SUPPORTED = "MP3, M4A/AAC, OGG/Vorbis, Opus, FLAC, WAV (also AIFF, WebM/MKV, WMA)"
 
 _HEAD_BYTES = 64 * 1024
+_MAX_ID3_TAGS = 16  # real files carry one, rarely two or three
 _NOT_AUDIO = (
     (b"\x89PNG", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
@@ -89,24 +90,36 @@ def _has_frames(buf: bytes, length_of, needed: int = 3) -> bool:
 
 def _skip_id3(path: Path, head: bytes) -> tuple[bytes, bool]:
     """The bytes after any ID3v2 tags (which may be huge) and whether there were any."""
-    offset, tagged = 0, False
+    offset, tags = 0, 0
     with path.open("rb") as f:
         while head[:3] == b"ID3" and len(head) >= 10:
+            if tags == _MAX_ID3_TAGS:  # a stack of empty tags is a trap, not a song
+                return b"", True
             size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
             offset += 10 + size + (10 if head[5] & 0x10 else 0)
-            tagged = True
+            tags += 1
+            f.seek(offset)
+            head = f.read(10)  # just the next header; the audio's head is read once below
+        if tags:
             f.seek(offset)
             head = f.read(_HEAD_BYTES)
-    return head, tagged
+    return head, tags > 0
 
 
-def _describe_other(head: bytes) -> str:
-    """A short description of a file that is not audio."""
+def _known_other(head: bytes) -> str | None:
+    """What a file is when its first bytes are the signature of a known non-audio format."""
     for magic, what in _NOT_AUDIO:
         if head.startswith(magic):
             return what
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "a WebP image"
+    return None
+
+
+def _describe_other(head: bytes) -> str:
+    """A short description of a file that is not audio."""
+    if (what := _known_other(head)) is not None:
+        return what
     sample = head[:4096]
     try:
         text = sample.decode("utf-8")
@@ -142,6 +155,10 @@ def sniff(path: Path) -> str:
         return "caf"
     if head[:5] == b"#!AMR":
         return "amr"
+    if (what := _known_other(head)) is not None:  # before frame hunting: programs hold 0xFF
+        raise AudioRejected(
+            f"That doesn't look like audio ({what}). Send {SUPPORTED}.", code="not_audio"
+        )
     if _has_frames(head, _adts_frame_length):
         return "aac"
     if _has_frames(head, _mpeg_frame_length, needed=2 if tagged else 3):

@@ -31,11 +31,19 @@ def cooldown(setting: str):
     return app_commands.checks.dynamic_cooldown(factory, key=lambda i: (i.guild_id, i.user.id))
 
 
+def shown_filename(name: str, limit: int = 100) -> str:
+    """An uploader-chosen file name fit for a reply: base name, printable, cut, inert."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    text = "".join(ch for ch in base if ch.isprintable()) or "upload"
+    return safe(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def check_size(attachment: discord.Attachment, max_bytes: int) -> None:
     """Refuse an attachment over the size limit before downloading a byte of it."""
     if attachment.size > max_bytes:
         raise MimiError(
-            f"{safe(attachment.filename)} is too big ({attachment.size / 2**20:.1f} MB; "
+            f"{shown_filename(attachment.filename)} is too big "
+            f"({attachment.size / 2**20:.1f} MB; "
             f"the limit is {max_bytes / 2**20:.0f} MB).",
             code="too_big",
         )

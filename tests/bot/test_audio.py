@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from bot.audio import DecodeLimits, decode, describe_seconds, find_ffmpeg
 from bot.errors import AudioRejected
 from model_store.features import SAMPLE_RATE
 from tests.audio_factory import ENCODINGS, encode, synth, write_wav
+from tests.hostile_corpus import BY_NAME, CODE_WORDS, FOUNDATION, build_case
 
 LIMITS = DecodeLimits(max_bytes=64 << 20, max_seconds=20 * 60, min_seconds=10.0, timeout_s=60)
 
@@ -67,81 +67,16 @@ def test_video_file_with_audio_track_is_accepted(tmp_path: Path) -> None:
     assert decode(out, LIMITS).seconds == pytest.approx(11.0, abs=0.2)
 
 
-def _png(path: Path) -> Path:
-    """A tiny valid PNG image."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
-
-    ihdr = (1).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
-    raw = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0\0"))
-    path.write_bytes(raw + chunk(b"IEND", b""))
-    return path
-
-
 def _hostile(tmp_path: Path, name: str) -> Path:
-    """Build one file of the hostile corpus."""
-    ff = find_ffmpeg()
-    if name == "random.mp3":
-        p = tmp_path / name
-        p.write_bytes(np.random.default_rng(7).bytes(200_000))
-        return p
-    if name == "empty.mp3":
-        p = tmp_path / name
-        p.touch()
-        return p
-    if name == "truncated.mp3":
-        full = encode(tmp_path / "full.mp3", "mp3", seconds=40.0)
-        p = tmp_path / name
-        p.write_bytes(full.read_bytes()[: full.stat().st_size // 8])
-        return p
-    if name == "notes.mp3":
-        p = tmp_path / name
-        p.write_text("These are my favourite songs:\n1. something\n2. another\n" * 20)
-        return p
-    if name == "image.ogg":
-        return _png(tmp_path / name)
-    if name == "two_hours.wav":
-        p = tmp_path / name
-        subprocess.run(
-            [
-                ff,
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "anoisesrc=d=7200:r=8000:a=0.3",
-                "-c:a",
-                "pcm_u8",
-                str(p),
-            ],
-            check=True,
-        )
-        return p
-    if name == "half_second.flac":
-        return encode(tmp_path / name, "flac", seconds=0.5)
-    if name == "silence.wav":
-        return write_wav(tmp_path / name, np.zeros(30 * 44100, np.float32), 44100)
-    if name == "huge.wav":
-        p = tmp_path / name
-        p.write_bytes(b"RIFF" + bytes(70 << 20))
-        return p
-    raise AssertionError(name)
+    """Build one file of the hostile corpus (tests/hostile_corpus.py) in `tmp_path`."""
+    return build_case(tmp_path, name)
 
 
+# The foundation of the hostile corpus: name -> (code, words the message must contain).
+# The whole corpus goes through the service and the bot in test_hostile.py / test_discord_e2e.py.
 HOSTILE = {
-    # name: (code, words the message must contain)
-    "random.mp3": ("not_audio", "doesn't look like audio"),
-    "empty.mp3": ("empty", "empty"),
-    "truncated.mp3": ("corrupt", "truncated"),
-    "notes.mp3": ("not_audio", "text file"),
-    "image.ogg": ("not_audio", "PNG image"),
-    "two_hours.wav": ("too_long", "longer than the 20 min 00 s limit"),
-    "half_second.flac": ("too_short", "too short (0.5 s"),
-    "silence.wav": ("silent", "silent"),
-    "huge.wav": ("too_big", "too big"),
+    name: (BY_NAME[name].expect, BY_NAME[name].words or CODE_WORDS[BY_NAME[name].expect])
+    for name in FOUNDATION
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -12,18 +13,18 @@ import pytest_asyncio
 from bot.client import MimiBot
 from bot.config import Settings
 from tests.audio_factory import encode
-from tests.bot.test_audio import HOSTILE, _hostile
 from tests.discord_standin import DiscordStandIn, running_bot
+from tests.hostile_corpus import ACCEPTED, CASES, CODE_WORDS, RESIDENTS, Case, corpus, source
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-HOME, OTHER = 7001, 7002
+HOME, OTHER, SPARE = 7001, 7002, 7003  # SPARE: where the hostile corpus is taught
 MANAGE_GUILD = 1 << 5
 VOICES = {"Drone": 0, "Chime": 4}
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """Real encoded songs of two synthetic artists, a held-out clip of each, hostile files."""
+    """Real encoded songs of two synthetic artists and a held-out clip of each."""
     folder = tmp_path_factory.mktemp("audio")
     out = {}
     for artist, voice in VOICES.items():
@@ -34,15 +35,18 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         out[f"new_{artist}.ogg"] = encode(
             folder / f"new_{artist}.ogg", "ogg", seconds=14, voice=voice, seed=50
         ).read_bytes()
-    for name in HOSTILE:
-        if name not in ("two_hours.wav", "huge.wav"):  # the big ones are covered below
-            out[name] = _hostile(folder, name).read_bytes()
     return out
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The hostile corpus (tests/hostile_corpus.py): case name -> file."""
+    return corpus(tmp_path_factory)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory, frontend_weights: Path):
-    """One running bot (all worker pools warm) on a stand-in with two guilds."""
+    """One running bot (all worker pools warm) on a stand-in with three guilds."""
     data = tmp_path_factory.mktemp("data")
     settings = Settings.load(
         environ={},
@@ -57,6 +61,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory, frontend_weights: Path):
     async with DiscordStandIn() as standin:
         standin.add_guild(HOME)
         standin.add_guild(OTHER)
+        standin.add_guild(SPARE)
         bot = MimiBot(settings, guild_ready_timeout=0.1)
         async with running_bot(standin, bot, timeout=60):
             yield standin, bot
@@ -72,15 +77,18 @@ async def teach(standin: DiscordStandIn, name: str, data: bytes, artist: str, **
 
 async def test_teach_retrain_guess_stats(env, files) -> None:
     """Teach two artists; the retrain posts news; /guess names held-out clips; /stats shows it."""
-    standin, _ = env
+    standin, bot = env
     for artist in VOICES:
         for i in range(2):
             inter = await teach(standin, f"{artist}{i}.mp3", files[f"{artist}{i}.mp3"], artist)
             reply = await inter.final(timeout=90)
             assert inter.defer_latency < 3.0
             assert "Learned **" in reply.content and "retrain is scheduled" in reply.content
+    await asyncio.sleep(1.0)  # past the quiet period: the last retrain is queued or running
+    await asyncio.wait_for(bot.training.wait_idle(HOME), 180)
+    version = bot.mimi.registry.current(HOME).version  # v1, or v2 when a slow machine split it
     ready = await standin.wait_for_message(
-        lambda m: m.content.startswith("Model v1 ready"), timeout=120
+        lambda m: m.content.startswith(f"Model v{version} ready"), timeout=120
     )
     assert ready.kind in ("channel", "edit_channel")
     for artist in VOICES:
@@ -89,28 +97,77 @@ async def test_teach_retrain_guess_stats(env, files) -> None:
         answer = await inter.final(timeout=60)
         assert inter.defer_latency < 3.0
         assert answer.embeds[0]["title"] == f"Sounds like {artist}"
-        assert "model v1" in answer.embeds[0]["footer"]["text"]
+        assert f"model v{version}" in answer.embeds[0]["footer"]["text"]
         assert answer.files[0][0] == "guess.png" and answer.files[0][1][:4] == b"\x89PNG"
     inter = await standin.invoke(HOME, "stats")
     stats = await inter.final(timeout=30)
     fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
-    assert "Model v1" in fields and "song accuracy" in fields["Model v1"]
+    assert f"Model v{version}" in fields and "song accuracy" in fields[f"Model v{version}"]
     assert fields["Artists (2)"].count("2 songs") == 2
     again = await teach(standin, "Drone0.mp3", files["Drone0.mp3"], "drone")
     assert "Already known" in (await again.final(timeout=60)).content
 
 
-@pytest.mark.parametrize(
-    "name", sorted(n for n in HOSTILE if n not in ("two_hours.wav", "huge.wav"))
-)
-async def test_hostile_teach_gets_private_specific_answer(env, files, name: str) -> None:
-    """Every hostile upload gets its own message, only the sender sees it, nothing is stored."""
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def spare(env, hostile) -> list:
+    """SPARE already has the two resident songs (one artist, so it never trains a model)."""
+    _, bot = env
+    for name in RESIDENTS:
+        await bot.mimi.teach(SPARE, "Resident", source(hostile, name), filename=name)
+    return await bot.mimi.store.songs(SPARE)
+
+
+def hostile_upload(standin: DiscordStandIn, case: Case, hostile: dict[str, Path]):
+    """Host a corpus file as an attachment carrying the file name its uploader claims."""
+    att = standin.add_file(case.name, hostile[case.name].read_bytes(), "audio/mpeg")
+    att["filename"] = case.claimed  # what a hostile client sends; the CDN URL stays valid
+    return att
+
+
+_PATHLIKE = re.compile(r"(?<![\w.])/(?:tmp|etc|home|root|usr|proc|var|work|dev)\b")
+
+
+def assert_inert(reply) -> None:
+    """A reply that fits Discord, pings nobody, and shows no path or internal failure."""
+    assert reply.content is None or len(reply.content) <= 2000
+    text = reply.content or ""
+    assert reply.allowed_mentions == {"parse": []}
+    assert "@everyone" not in text and "<@123456789012345678>" not in text
+    assert not _PATHLIKE.search(text) and "root:" not in text, text
+    assert "Something went wrong" not in text, text
+
+
+def assert_refusal(reply, case: Case, code: str) -> None:
+    """A private answer naming this refusal (and the case's own words where they apply)."""
+    assert reply.ephemeral, reply.content
+    assert CODE_WORDS[code] in reply.content.lower(), reply.content
+    if code == case.expect:
+        assert case.words in reply.content, reply.content
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+async def test_hostile_teach_gets_private_specific_answer(env, spare, hostile, case: Case) -> None:
+    """Each corpus file sent to /teach gets its own (private if refused) answer; all else stays."""
     standin, bot = env
-    before = await bot.mimi.store.songs(HOME)
-    inter = await teach(standin, name, files[name], "Mallory")
+    home = await bot.mimi.store.songs(HOME)
+    inter = await standin.invoke(
+        SPARE, "teach", {"artist": "Resident", "song": hostile_upload(standin, case, hostile)}
+    )
     reply = await inter.final(timeout=60)
-    assert reply.ephemeral and HOSTILE[name][1].lower() in reply.content.lower()
-    assert await bot.mimi.store.songs(HOME) == before
+    assert_inert(reply)
+    if case.expect == ACCEPTED:
+        assert not reply.ephemeral and "Learned **Resident**" in reply.content, reply.content
+        (song,) = [s for s in await bot.mimi.store.songs(SPARE) if s not in spare]
+        assert song.filename == (case.stored_as or case.claimed)
+        await bot.mimi.forget_song(SPARE, song.id)
+    elif case.expect == "duplicate":
+        assert not reply.ephemeral and "Already known" in reply.content, reply.content
+    else:
+        assert_refusal(reply, case, case.expect)
+    assert await bot.mimi.store.songs(SPARE) == spare
+    assert await bot.mimi.store.songs(HOME) == home
+    listed = await (await standin.invoke(SPARE, "artists")).final(timeout=10)
+    assert "Resident" in listed.content  # still serving
 
 
 async def test_oversized_upload_is_refused_before_download(env) -> None:
@@ -191,21 +248,57 @@ async def test_guess_cooldown_per_user(env, files) -> None:
         bot.settings = settings
 
 
-HOSTILE_SMALL = sorted(n for n in HOSTILE if n not in ("two_hours.wav", "huge.wav"))
-
-
-@pytest.mark.parametrize("name", HOSTILE_SMALL)
-async def test_hostile_guess_gets_private_specific_answer(env, files, name: str) -> None:
-    """Hostile clips sent to /guess get the same specific, private answers."""
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+async def test_hostile_guess_gets_private_specific_answer(env, hostile, case: Case) -> None:
+    """Each corpus file sent to /guess gets a guess (3 s suffice) or its own private refusal."""
     standin, bot = env
     await bot.training.wait_idle(HOME)
-    att = standin.add_file(name, files[name], "audio/mpeg")
+    att = hostile_upload(standin, case, hostile)
     reply = await (await standin.invoke(HOME, "guess", {"clip": att})).final(timeout=60)
-    if name == "truncated.mp3":  # 5 s survive: enough for a guess, which needs one 3 s patch
-        assert reply.embeds and not reply.ephemeral
-        return
-    expected = "too short" if name == "half_second.flac" else HOSTILE[name][1].lower()
-    assert reply.ephemeral and expected in reply.content.lower()
+    assert_inert(reply)
+    if case.guess_expect == ACCEPTED:
+        assert reply.embeds and not reply.ephemeral, reply.content
+        assert reply.embeds[0]["title"].startswith(("Sounds like", "Not sure"))
+    else:
+        assert_refusal(reply, case, case.guess_expect)
+
+
+async def test_bot_keeps_serving_after_the_corpus(env, files) -> None:
+    """After the whole corpus, a legit /guess is still answered and SPARE has only its songs."""
+    standin, bot = env
+    await bot.training.wait_idle()
+    att = standin.add_file("after.ogg", files["new_Drone.ogg"], "audio/ogg")
+    answer = await (await standin.invoke(HOME, "guess", {"clip": att})).final(timeout=60)
+    assert answer.embeds and answer.embeds[0]["title"] == "Sounds like Drone"
+    assert {s.filename for s in await bot.mimi.store.songs(SPARE)} == set(RESIDENTS)
+
+
+async def test_long_hostile_file_name_in_a_refusal_fits_discord(env) -> None:
+    """A too-big upload with a 10 kB markdown file name is refused in one short, inert line."""
+    standin, _ = env
+    att = standin.add_file("big.flac", b"\0" * (9 << 20), "audio/flac")
+    att["filename"] = "**@everyone**" * 800 + ".flac"
+    reply = await (await standin.invoke(HOME, "guess", {"clip": att})).final(timeout=10)
+    assert_inert(reply)
+    assert reply.ephemeral and "too big" in reply.content and len(reply.content) < 400
+
+
+@pytest.mark.parametrize(
+    ("artist", "words"),
+    [("x" * 10_000, "too long"), (" \t\u3000 ", "empty"), ("\u202e\u200b\u200d\x00", "empty")],
+    ids=["10kB", "whitespace", "invisible"],
+)
+async def test_hostile_artist_name_is_refused_privately(env, files, artist: str, words: str):
+    """An unusable artist name gets a private, specific refusal before anything is downloaded."""
+    standin, bot = env
+    before = await bot.mimi.store.songs(OTHER)
+    att = standin.add_file("Drone2.mp3", files["Drone2.mp3"], "audio/mpeg")
+    inter = await standin.invoke(OTHER, "teach", {"artist": artist, "song": att})
+    reply = await inter.final(timeout=10)
+    assert_inert(reply)
+    assert reply.ephemeral and words in reply.content and len(reply.content) < 200
+    assert not any(str(att.id) in r.path for r in standin.requests)
+    assert await bot.mimi.store.songs(OTHER) == before
 
 
 async def test_names_cannot_ping_or_format(env, files) -> None:
