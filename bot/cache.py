@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -89,10 +90,9 @@ class SongCache:
         """Store the decoded int16 mono audio as lossless 16 kHz FLAC."""
         folder = self.song_dir(guild_id, key)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(
-            folder / AUDIO_FILE,
-            lambda p: sf.write(p, samples, features.SAMPLE_RATE, format="FLAC", subtype="PCM_16"),
-        )
+        flac = io.BytesIO()  # encoded in memory: libsndfile would hide a write's errno
+        sf.write(flac, samples, features.SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        _atomic_write(folder / AUDIO_FILE, lambda p: p.write_bytes(flac.getvalue()))
 
     def load_audio(self, guild_id: int, key: str) -> np.ndarray:
         """The stored int16 mono audio."""

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import time
 
 import discord
@@ -66,6 +67,7 @@ class MimiBot(commands.Bot):
         self.started_at = time.time()
         self.heartbeat_every_s = heartbeat_every_s
         self._heartbeat_task: asyncio.Task | None = None
+        self._sigterm_task: asyncio.Future | None = None
         self._gateway_down_since: float | None = self.started_at
         self.add_listener(self._gateway_up, "on_connect")
         self.add_listener(self._gateway_up, "on_resumed")
@@ -85,12 +87,21 @@ class MimiBot(commands.Bot):
             await self.load_extension(extension)
         self._stall_task = asyncio.create_task(self._watch_stalls())
         self._heartbeat_task = asyncio.create_task(self._heartbeat())
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off Unix
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self) -> None:
+        """`docker stop`: close the gateway and the workers, then `run()` returns (exit 0)."""
+        log.info("SIGTERM: shutting down")
+        self._sigterm_task = asyncio.ensure_future(self.close())
 
     async def close(self) -> None:
         """Stop listening first, then the services, then the connection."""
         for task in (self._stall_task, self._heartbeat_task):
             if task is not None:
                 task.cancel()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
         if self._heartbeat_task is not None:
             with contextlib.suppress(OSError):
                 beat = {"state": "stopped", "pid": os.getpid(), "written_at": time.time()}

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
 
 class MimiError(Exception):
     """A failure the user caused or can fix; `code` is a stable machine-readable reason."""
@@ -51,3 +58,73 @@ class InvalidName(MimiError):
 def read_error(err: OSError) -> dict[str, str]:
     """JSON-ready form of a file that could not be read."""
     return {"error": "unreadable", "message": f"Could not read the file ({err.strerror or err})."}
+
+
+class StorageError(MimiError):
+    """mimi could not write its own data folder (codes: disk_full, read_only); nothing was saved."""
+
+    code = "storage"
+
+
+DISK_FULL = "mimi's disk is full; nothing was saved. Ask the bot's owner to free some space."
+READ_ONLY = (
+    "mimi's data folder is read-only; nothing was saved. "
+    "Ask the bot's owner to make it writable again."
+)
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_DENIED_ERRNOS = {errno.EACCES, errno.EPERM}
+
+
+def storage_error(err: BaseException, folder: Path | None = None) -> StorageError | None:
+    """The StorageError for a failed write to the data folder (disk full or read-only), or None.
+
+    Looks through the exception chain (a failed ROLLBACK may hide SQLite's own error). For
+    SQLite's "unable to open" the answer depends on whether `folder` is writable; a permission
+    error on a file outside `folder` (say, the ffmpeg program) is not about the data folder.
+    """
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, StorageError):
+            return err
+        if isinstance(err, OSError) and err.errno in _FULL_ERRNOS:
+            return StorageError(DISK_FULL, code="disk_full")
+        if isinstance(err, OSError) and (
+            err.errno == errno.EROFS
+            or (err.errno in _DENIED_ERRNOS and _inside(err.filename, folder))
+        ):
+            return StorageError(READ_ONLY, code="read_only")
+        if isinstance(err, sqlite3.Error):
+            name = getattr(err, "sqlite_errorname", "") or ""
+            if name == "SQLITE_FULL":
+                return StorageError(DISK_FULL, code="disk_full")
+            if name.startswith("SQLITE_READONLY"):
+                return StorageError(READ_ONLY, code="read_only")
+            if name.startswith("SQLITE_CANTOPEN") and _unwritable(folder):
+                return StorageError(READ_ONLY, code="read_only")
+        err = err.__cause__ or err.__context__
+    return None
+
+
+@contextlib.contextmanager
+def data_writes(folder: Path | None = None) -> Iterator[None]:
+    """Re-raise a failed data write (disk full, read-only) as its StorageError."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as err:
+        mapped = storage_error(err, folder)
+        if mapped is None:
+            raise
+        raise mapped from err
+
+
+def _inside(filename: object, folder: Path | None) -> bool:
+    """True unless `filename` is known to lie outside `folder`."""
+    if folder is None or not isinstance(filename, str | bytes | os.PathLike):
+        return True
+    return Path(os.fsdecode(filename)).resolve().is_relative_to(folder.resolve())
+
+
+def _unwritable(folder: Path | None) -> bool:
+    """True if `folder` exists and this process may not write in it."""
+    return folder is not None and folder.is_dir() and not os.access(folder, os.W_OK)

@@ -100,8 +100,14 @@ def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:
             code="silent",
         )
     cache = song_cache(config)
-    cache.save_audio(guild_id, key, decoded.samples)
-    cache.put(guild_id, key, LOGMEL.name, mel.astype(features.MEL_DTYPE))
-    if EMBEDDING in cache.stages:
-        cache.get(guild_id, key, EMBEDDING)  # computed once, at teach time
+    fresh = not cache.song_dir(guild_id, key).exists()
+    try:
+        cache.save_audio(guild_id, key, decoded.samples)
+        cache.put(guild_id, key, LOGMEL.name, mel.astype(features.MEL_DTYPE))
+        if EMBEDDING in cache.stages:
+            cache.get(guild_id, key, EMBEDDING)  # computed once, at teach time
+    except BaseException:
+        if fresh:  # (a folder that existed before belongs to a stored song: keep it)
+            cache.drop(guild_id, key)
+        raise
     return Ingested(key, file_sha256(path), decoded.seconds, decoded.format, clips)

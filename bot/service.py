@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.errors import DuplicateSong, MimiError, read_error
+from bot.errors import DuplicateSong, MimiError, StorageError, data_writes, read_error
 from bot.ingest import IngestConfig, file_sha256, ingest_file, song_cache
 from bot.jobs import TrainJob
 from bot.names import display_name, name_key
@@ -59,7 +59,8 @@ class Mimi:
     @classmethod
     async def open(cls, settings: Settings, run: Runner | None = None) -> Mimi:
         """Open the store under the data dir and tidy cache files no song owns."""
-        store = await Store.open(settings.db_path)
+        with data_writes(settings.data_dir):  # a read-only or full disk: say so plainly
+            store = await Store.open(settings.db_path)
         service = cls(settings, store, run)
         removed = service.cache.sweep(await store.song_keys())
         if removed:
@@ -92,7 +93,8 @@ class Mimi:
         )
         if existing:
             raise duplicate_error(existing)
-        ingested = await self.run(ingest_file, path, guild_id, self.ingest_config)
+        with data_writes(self.settings.data_dir):  # disk full or read-only: a StorageError
+            ingested = await self.run(ingest_file, path, guild_id, self.ingest_config)
         new = NewSong(
             audio_sha256=ingested.audio_sha256,
             file_sha256=ingested.file_sha256,
@@ -103,7 +105,8 @@ class Mimi:
             taught_by=taught_by,
         )
         try:
-            return await self.store.add_song(guild_id, artist, new)
+            with data_writes(self.settings.data_dir):
+                return await self.store.add_song(guild_id, artist, new)
         except DuplicateSong:
             raise  # the files belong to the song already stored
         except BaseException:
@@ -125,6 +128,8 @@ class Mimi:
                 report.duplicates.append(
                     {"file": str(path), **dup.as_dict(), "song_id": dup.song_id}
                 )
+            except StorageError:
+                raise  # every later file would fail the same way
             except MimiError as err:
                 report.skipped.append({"file": str(path), **err.as_dict()})
             except OSError as err:

@@ -121,7 +121,8 @@ class Store:
             try:
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
 

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import defer_public
+from bot.errors import data_writes
 from bot.render import Window, spectrogram_png
 from cogs.common import check_size, cooldown, downloaded, safe
 from model_store.registry import NoModel
@@ -60,8 +61,10 @@ class Guess(commands.Cog):
         if self.bot.mimi.registry.current(interaction.guild_id) is None:
             raise NoModel(FIRST_STEPS)
         await defer_public(interaction)
-        async with downloaded(clip, self.bot.settings.data_dir / "tmp") as path:
-            result = await self.bot.inference.guess(interaction.guild_id, path)
+        data = self.bot.settings.data_dir
+        with data_writes(data):  # the download may hit a full or read-only disk
+            async with downloaded(clip, data / "tmp") as path:
+                result = await self.bot.inference.guess(interaction.guild_id, path)
         mel, artists = result.pop("mel"), result.pop("artists")
         windows = [
             Window(w["start"], w["end"], w["artist"], w["probability"]) for w in result["windows"]

@@ -7,7 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import defer_public
-from bot.errors import DuplicateSong, MimiError
+from bot.errors import DuplicateSong, MimiError, data_writes
 from bot.names import display_name
 from cogs.common import (
     artist_choices,
@@ -17,6 +17,7 @@ from cogs.common import (
     length,
     remember_channel,
     safe,
+    shown_filename,
 )
 
 
@@ -45,28 +46,29 @@ class Teach(commands.Cog):
             check_size(upload, self.bot.settings.max_upload_bytes)
         await self.bot.mimi.check_quota(interaction.guild_id, name)
         await defer_public(interaction)
-        lines, learned = [], 0
+        lines, learned, data = [], 0, self.bot.settings.data_dir
         for upload in uploads:
             try:
-                async with downloaded(upload, self.bot.settings.data_dir / "tmp") as path:
-                    stored = await self.bot.mimi.teach(
-                        interaction.guild_id,
-                        name,
-                        path,
-                        taught_by=interaction.user.id,
-                        filename=upload.filename,
-                    )
+                with data_writes(data):  # the download itself may hit a full or read-only disk
+                    async with downloaded(upload, data / "tmp") as path:
+                        stored = await self.bot.mimi.teach(
+                            interaction.guild_id,
+                            name,
+                            path,
+                            taught_by=interaction.user.id,
+                            filename=upload.filename,
+                        )
             except DuplicateSong as dup:
-                lines.append(f"• {safe(upload.filename)}: {safe(dup.message)}")
+                lines.append(f"• {shown_filename(upload.filename)}: {safe(dup.message)}")
                 continue
             except MimiError as err:
                 if len(uploads) == 1:
                     raise
-                lines.append(f"• {safe(upload.filename)}: {safe(err.message)}")
+                lines.append(f"• {shown_filename(upload.filename)}: {safe(err.message)}")
                 continue
             learned += 1
             lines.append(
-                f"• Learned **{safe(stored.artist)}** from {safe(stored.filename)} "
+                f"• Learned **{safe(stored.artist)}** from {shown_filename(stored.filename)} "
                 f"({length(stored.duration_s)}, {stored.clips} clips) — song #{stored.id}"
             )
         if learned:
