@@ -111,9 +111,10 @@ async def check(settings: Settings, now: float | None = None) -> Report:
 async def _database(path: Path) -> Check:
     """The database file opens read-only and answers a query."""
     try:
-        version, songs = await Store.probe(path)
+        info = await Store.inspect(path, read_only=True)
     except Exception as err:  # any failure to open or query is the answer itself
         return Check("database", False, f"unreachable at {path}: {err}")
+    version, songs = info["schema_version"], info["songs"]
     if version > len(MIGRATIONS):
         return Check("database", False, f"schema v{version} is newer than this mimi")
     return Check("database", True, f"schema v{version}, {songs} songs")

@@ -17,6 +17,11 @@ from bot.jobs import warm_up
 log = logging.getLogger(__name__)
 
 
+def executor_pids(executor: ProcessPoolExecutor | None) -> list[int]:
+    """Process ids of an executor's live workers (the executor has no public list)."""
+    return list(getattr(executor, "_processes", None) or {})
+
+
 def executor_state(executor: ProcessPoolExecutor | None) -> str:
     """'stopped', 'broken' (a worker died), 'idle' (no worker yet) or 'ok'."""
     if executor is None:
@@ -56,7 +61,7 @@ class WarmPool:
 
     def pids(self) -> list[int]:
         """Process ids of the live workers."""
-        return list(getattr(self._pool, "_processes", None) or {})
+        return executor_pids(self._pool)
 
     def state(self) -> str:
         """See executor_state."""
@@ -66,23 +71,26 @@ class WarmPool:
         """Replace the pool if a worker died while idle; the state afterwards."""
         if self.state() == "broken":
             log.error("a %s worker died while idle; starting a new one", self.name)
-            old, self._pool = self._pool, None
-            if old is not None:
-                old.shutdown(wait=False, cancel_futures=True)
-            self.start()
+            self._replace(self._pool)
         return self.state()
+
+    def _replace(self, broken: ProcessPoolExecutor | None) -> None:
+        """Swap a broken pool for a fresh, warming one (once, however many callers saw it)."""
+        if self._pool is broken:
+            self._pool = None
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
+            self.start()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` in a worker; a worker that dies is replaced and the caller told."""
         self.start()
-        loop = asyncio.get_running_loop()
+        pool, loop = self._pool, asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, fn, *args)
+            return await loop.run_in_executor(pool, fn, *args)
         except BrokenProcessPool:
             log.error("the %s worker died; starting a new one", self.name)
-            old, self._pool = self._pool, self._new()
-            if old is not None:
-                old.shutdown(wait=False, cancel_futures=True)
+            self._replace(pool)
             raise MimiError(
                 f"The {self.name} worker crashed while handling that file; please try again.",
                 code="worker_crashed",

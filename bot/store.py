@@ -151,17 +151,6 @@ class Store:
                 await self._db.backup(dest)
             await dest.execute("PRAGMA journal_mode = DELETE")
 
-    @staticmethod
-    async def probe(path: Path) -> tuple[int, int]:
-        """Open `path` read-only (never creating it): (schema version, song count)."""
-        if not path.is_file():
-            raise FileNotFoundError("the file does not exist")
-        uri = f"{path.resolve().as_uri()}?mode=ro"
-        async with aiosqlite.connect(uri, uri=True, timeout=5) as db:
-            (version,) = await (await db.execute("PRAGMA user_version")).fetchone()
-            (songs,) = await (await db.execute("SELECT COUNT(*) FROM songs")).fetchone()
-        return version, songs
-
     async def restore_from(self, source: Path) -> None:
         """Replace this whole database with the one at `source` (SQLite backup API, one step).
 
@@ -184,13 +173,14 @@ class Store:
         return [Song(*r) for r in await self._all(_SONG_SELECT + " ORDER BY s.guild_id, s.id")]
 
     @staticmethod
-    async def inspect(path: Path, *, integrity: bool = False) -> dict:
+    async def inspect(path: Path, *, integrity: bool = False, read_only: bool = False) -> dict:
         """Look at a database file, never creating or writing it: schema version, guild and song
         counts, song keys and (with `integrity`) PRAGMA integrity_check; sqlite3.Error when it is
-        not mimi's. (Not mode=ro: a read-only connection would leave -wal/-shm files behind.)"""
+        not mimi's. mode=rw unless `read_only`: a read-only connection leaves -wal/-shm files
+        behind, but also works on a read-only disk (what `mimi health` needs)."""
         if not path.is_file():
-            raise FileNotFoundError(f"no database at {path}")
-        uri = f"{path.resolve().as_uri()}?mode=rw"
+            raise FileNotFoundError("the file does not exist")
+        uri = f"{path.resolve().as_uri()}?mode={'ro' if read_only else 'rw'}"
         async with aiosqlite.connect(uri, uri=True, timeout=5) as db:
             info: dict = {"integrity": None}
             if integrity:

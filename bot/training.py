@@ -20,7 +20,7 @@ from typing import NamedTuple
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.jobs import TrainJob, train_job, yield_cpu
-from bot.pool import executor_state
+from bot.pool import executor_pids, executor_state
 from bot.store import Store
 from model_store.registry import ModelRegistry
 
@@ -201,8 +201,7 @@ class TrainingService:
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live training workers (the executor has no public list)."""
-        processes = getattr(self._pool.executor, "_processes", None) if self._pool else None
-        return list(processes or {})
+        return executor_pids(self._pool.executor if self._pool else None)
 
     def heal(self) -> str:
         """Replace the pool if a worker died while idle; its state afterwards (executor_state)."""
@@ -329,7 +328,7 @@ class TrainingService:
         """The live pool (replaced first if a worker died while idle)."""
         if self._pool is None:
             raise TrainingFailed("The training service is not running.")
-        if getattr(self._pool.executor, "_broken", False):
+        if executor_state(self._pool.executor) == "broken":
             self._rebuild(self._pool)
         return self._pool
 
