@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
+import os
 import statistics
 import sys
 import tempfile
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import four_minute_mp3  # noqa: E402
+from bench.common import four_minute_mp3, percentile, proc_memory_mib  # noqa: E402
 from bot.client import MimiBot  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from model_store.features import WEIGHTS_FILENAME  # noqa: E402
@@ -31,16 +31,7 @@ GUILD = 4242
 
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) in milliseconds."""
-    ordered = sorted(values)
-    return round(1000 * ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))], 1)
-
-
-def rss_mb() -> float:
-    """Current resident memory of this process in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return round(1000 * percentile(values, q), 1)
 
 
 async def bench(runs: int) -> dict:
@@ -92,10 +83,9 @@ async def bench(runs: int) -> dict:
                         "followup_ms": {q: pct(answers, q) for q in (50, 95, 99)},
                         "followup_median_s": round(statistics.median(answers), 3),
                     }
-                results["main_process_rss_mb"] = round(rss_mb(), 1)
-                results["main_process_peak_rss_mb"] = round(
-                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-                )
+                rss, peak = proc_memory_mib(os.getpid()) or (0.0, 0.0)
+                results["main_process_rss_mb"] = round(rss, 1)
+                results["main_process_peak_rss_mb"] = round(peak, 1)
                 results["max_event_loop_stall_ms"] = round(bot.max_stall_s * 1000, 1)
     return results
 

@@ -40,6 +40,7 @@ from tests.audio_factory import encode
 from tests.bot.test_discord_e2e import teach
 from tests.bot.test_training import Recorder, brief, kill_workers
 from tests.discord_standin import DiscordStandIn, running_bot
+from tests.mimi_process import cli, mimi_env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 HOME, FAULTS = 7301, 7302  # guilds: the taught one, and one whose disk goes bad
@@ -48,29 +49,6 @@ ARTISTS = {"Alpha": 0, "Beta": 3}  # artist -> synthetic voice
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def mimi_env(data: Path, weights: Path, **extra: str) -> dict[str, str]:
-    """The environment of a real `python -m bot` process: ours minus any MIMI_/DISCORD_ knob."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIMI_", "DISCORD_"))}
-    return {
-        **env,
-        "MIMI_DATA_DIR": str(data),
-        "MIMI_FRONTEND_WEIGHTS": str(weights),
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
-
-
-async def cli(env: dict[str, str], *args: str, preexec: Callable[[], None] | None = None):
-    """Run `python -m bot ARGS` (cwd outside the repo: no .env); (exit code, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args,
-        cwd=Path(env["MIMI_DATA_DIR"]).parent, env=env, preexec_fn=preexec,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def until(check: Callable[[], object], what: str, timeout: float = 120) -> object:

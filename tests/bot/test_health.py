@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -18,20 +17,18 @@ from bot.config import Settings
 from bot.health import check, heartbeat_path, running_bot_pid, write_heartbeat
 from bot.store import Store
 from tests.discord_standin import DiscordStandIn, running_bot
+from tests.mimi_process import cli, mimi_env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 BEAT_S = 0.2
 
 
-async def mimi_health(data_dir: Path) -> tuple[int, dict]:
+async def mimi_health(settings: Settings) -> tuple[int, dict]:
     """Run the real `mimi health --json` in its own process, as Docker's HEALTHCHECK does."""
-    env = {**os.environ, "MIMI_DATA_DIR": str(data_dir)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "health", "--json",
-        cwd=data_dir.parent, env=env, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode, json.loads(out)
+    code, out, _ = await cli(
+        mimi_env(settings.data_dir, settings.frontend_weights), "health", "--json"
+    )
+    return code, json.loads(out)
 
 
 def failing(report: dict) -> dict[str, str]:
@@ -67,7 +64,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory, frontend_weights: Path):
 async def test_healthy_bot_passes(env) -> None:
     """With the bot connected, workers up and the database reachable, health exits 0."""
     _, _, settings = env
-    code, report = await mimi_health(settings.data_dir)
+    code, report = await mimi_health(settings)
     assert code == 0, report
     names = {c["name"] for c in report["checks"]}
     assert {"database", "bot", "gateway", "reading workers", "guessing workers"} <= names
@@ -81,11 +78,11 @@ async def test_unreachable_database_fails(env) -> None:
     db, aside = settings.db_path, settings.db_path.with_suffix(".aside")
     db.rename(aside)
     try:
-        code, report = await mimi_health(settings.data_dir)
+        code, report = await mimi_health(settings)
         assert code == 1 and "unreachable" in failing(report)["database"]
     finally:
         aside.replace(db)
-    code, report = await mimi_health(settings.data_dir)
+    code, report = await mimi_health(settings)
     assert code == 0, report
 
 
@@ -94,7 +91,7 @@ async def test_corrupt_database_fails(tmp_path: Path) -> None:
     settings = Settings.load(environ={}, env_file=None, data_dir=tmp_path / "data")
     settings.data_dir.mkdir()
     settings.db_path.write_bytes(b"this is not a database" * 200)
-    code, report = await mimi_health(settings.data_dir)
+    code, report = await mimi_health(settings)
     assert code == 1 and "not a database" in failing(report)["database"]
 
 
@@ -111,7 +108,7 @@ async def test_worker_killed_while_idle_is_replaced(env) -> None:
             break
     else:
         pytest.fail(f"guessing pool not replaced: {beat['pools']}")
-    code, report = await mimi_health(settings.data_dir)
+    code, report = await mimi_health(settings)
     assert code == 0, report
 
 
