@@ -31,11 +31,17 @@ from bot.errors import MimiError
 from bot.health import running_bot_pid
 from bot.migrations import MIGRATIONS
 from bot.store import Song, Store
-from model_store.registry import CURRENT_FILE, META_FILE, ModelMeta
+from model_store.registry import (
+    CURRENT_FILE,
+    META_FILE,
+    ModelMeta,
+    read_current,
+    version_dir_name,
+    version_of,
+)
 
 FORMAT, FORMAT_VERSION = "mimi-backup", 1
 MANIFEST, DB_MEMBER = "manifest.json", "mimi.sqlite3"
-_VERSION_DIR = re.compile(r"v(\d{4,})")
 _ALLOWED = re.compile(
     rf"{re.escape(DB_MEMBER)}|{re.escape(MANIFEST)}"
     rf"|models/\d+/(?:{CURRENT_FILE}|v\d{{4,}}/[^/]+(?:/[^/]+)*)"
@@ -89,16 +95,9 @@ def _add_cache(add: Callable[..., None], cache_dir: Path, songs: list[Song]) -> 
     return vanished
 
 
-def _read_current(gdir: Path) -> int | None:
-    """The version CURRENT names, or None."""
-    with contextlib.suppress(OSError, ValueError):
-        return int((gdir / CURRENT_FILE).read_text("utf-8"))
-    return None
-
-
 def _add_version(add: Callable[..., None], gdir: Path, version: int) -> bool:
     """Archive one published version; False if it is gone or incomplete (pruned mid-copy)."""
-    vdir = gdir / f"v{version:04d}"
+    vdir = gdir / version_dir_name(version)
 
     def listing() -> list[str]:  # every file, relative; [] once the folder is gone
         return sorted(
@@ -125,18 +124,18 @@ def _add_models(add: Callable[..., None], models_dir: Path) -> int:
     total = 0
     guilds = sorted(models_dir.iterdir()) if models_dir.is_dir() else []
     for gdir in (g for g in guilds if g.is_dir() and g.name.isdigit()):
-        current, done, gone = _read_current(gdir), set(), set()
+        current, done, gone = read_current(gdir), set(), set()
         for _attempt in range(10):
             try:
-                found = [_VERSION_DIR.fullmatch(n) for n in os.listdir(gdir)]
+                found = [version_of(n) for n in os.listdir(gdir)]
             except FileNotFoundError:  # the whole server was dropped meanwhile
                 found = []
-            for v in sorted(int(m.group(1)) for m in found if m):
+            for v in sorted(v for v in found if v is not None):
                 if v not in done | gone:
                     (done if _add_version(add, gdir, v) else gone).add(v)
             if current is None or current in done:
                 break
-            current = _read_current(gdir)  # the current version was pruned: CURRENT moved on
+            current = read_current(gdir)  # the current version was pruned: CURRENT moved on
         else:
             current = None
         if current is not None:

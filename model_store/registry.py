@@ -31,6 +31,24 @@ _VERSION_DIR = re.compile(r"v(\d{4,})")
 _TMP_DIR = re.compile(r"\.tmp-v\d+-(\d+)-[0-9a-f]+")
 
 
+def version_dir_name(version: int) -> str:
+    """The folder name of a published version: v0001."""
+    return f"v{version:04d}"
+
+
+def version_of(name: str) -> int | None:
+    """The version a folder name stands for (v0001 -> 1), or None for any other name."""
+    m = _VERSION_DIR.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def read_current(gdir: Path) -> int | None:
+    """The version a server folder's CURRENT file names, or None (missing or unreadable)."""
+    with contextlib.suppress(OSError, ValueError):
+        return int((gdir / CURRENT_FILE).read_text("utf-8"))
+    return None
+
+
 class ModelIncompatible(MimiError):
     """A stored model built with feature or front-end versions this mimi does not use."""
 
@@ -128,7 +146,7 @@ class ModelRegistry:
         """The folder of one model version (it may not exist)."""
         if type(version) is not int or version < 1:
             raise TypeError(f"model version must be a positive int, got {version!r}")
-        return self.guild_dir(guild_id) / f"v{version:04d}"
+        return self.guild_dir(guild_id) / version_dir_name(version)
 
     def publish(
         self,
@@ -178,10 +196,10 @@ class ModelRegistry:
     def current(self, guild_id: int) -> ModelMeta | None:
         """The live model version's metadata, or None when the server has no model."""
         gdir = self.guild_dir(guild_id)
-        with contextlib.suppress(OSError, ValueError):
-            meta = self._read_meta(gdir, int((gdir / CURRENT_FILE).read_text("utf-8")))
-            if meta is not None:
-                return meta
+        number = read_current(gdir)
+        meta = self._read_meta(gdir, number) if number is not None else None
+        if meta is not None:
+            return meta
         complete = self._complete(gdir)
         if not complete:
             return None
@@ -262,7 +280,7 @@ class ModelRegistry:
     def _read_meta(self, gdir: Path, version: int) -> ModelMeta | None:
         """A version's metadata, or None when its folder or meta.json is missing or corrupt."""
         try:
-            text = (gdir / f"v{version:04d}" / META_FILE).read_text("utf-8")
+            text = (gdir / version_dir_name(version) / META_FILE).read_text("utf-8")
             meta = ModelMeta.from_dict(json.loads(text))
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return None
@@ -270,8 +288,8 @@ class ModelRegistry:
 
     def _numbers(self, gdir: Path) -> list[int]:
         """Version numbers of every vNNNN folder, complete or not, ascending."""
-        found = (_VERSION_DIR.fullmatch(p.name) for p in gdir.glob("v*") if p.is_dir())
-        return sorted(int(m.group(1)) for m in found if m)
+        found = (version_of(p.name) for p in gdir.glob("v*") if p.is_dir())
+        return sorted(v for v in found if v is not None)
 
     def _complete(self, gdir: Path) -> list[ModelMeta]:
         """Metadata of every readable version, oldest first."""
