@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 MODEL_FILE = "model.bin"
 
 
-def publish(reg: ModelRegistry, guild: int, payload: bytes = b"weights", **over) -> ModelMeta:
-    """Publish a tiny model whose single file holds `payload`."""
+def publish(
+    reg: ModelRegistry,
+    guild: int,
+    payload: bytes = b"weights",
+    writer: Callable[[Path], None] | None = None,
+    **over,
+) -> ModelMeta:
+    """Publish a tiny model whose single file holds `payload` (or whatever `writer` writes)."""
     args = {
         "kind": "scratch",
         "artists": ["Björk", "Aphex Twin"],
@@ -31,7 +38,7 @@ def publish(reg: ModelRegistry, guild: int, payload: bytes = b"weights", **over)
         "train_seconds": 1.5,
         "snapshot": {"Björk": [1, 2], "Aphex Twin": [3]},
     } | over
-    return reg.publish(guild, lambda d: (d / MODEL_FILE).write_bytes(payload), **args)
+    return reg.publish(guild, writer or (lambda d: (d / MODEL_FILE).write_bytes(payload)), **args)
 
 
 def numbers(reg: ModelRegistry, guild: int) -> list[int]:
@@ -120,17 +127,7 @@ def test_failing_write_changes_nothing(tmp_path: Path) -> None:
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError, match="disk on fire"):
-        reg.publish(
-            1,
-            boom,
-            kind="scratch",
-            artists=["A", "B"],
-            feature_version=1,
-            frontend_version=None,
-            metrics={},
-            train_seconds=0.0,
-            snapshot={},
-        )
+        publish(reg, 1, writer=boom)
     assert reg.current(1) == first
     assert numbers(reg, 1) == [1]
     assert leftovers(reg, 1) == []
@@ -173,17 +170,7 @@ def test_racing_publisher_takes_the_next_number(tmp_path: Path) -> None:
         (folder / MODEL_FILE).write_bytes(b"slow")
         assert publish(reg, 1, b"fast").version == 1  # wins the race for v1
 
-    meta = reg.publish(
-        1,
-        write_while_another_publishes,
-        kind="scratch",
-        artists=["A", "B"],
-        feature_version=1,
-        frontend_version=None,
-        metrics={},
-        train_seconds=0.0,
-        snapshot={},
-    )
+    meta = publish(reg, 1, writer=write_while_another_publishes)
     assert meta.version == 2
     assert reg.current(1) == meta
     assert (reg.folder(1, 1) / MODEL_FILE).read_bytes() == b"fast"
