@@ -95,9 +95,9 @@ def running_bot_pid(settings: Settings, now: float | None = None) -> int | None:
 async def check(settings: Settings, now: float | None = None) -> Report:
     """Database reachable, bot alive and current, worker pools alive, gateway connected."""
     now = time.time() if now is None else now
-    checks = [await _database(settings.db_path)]
-    beat = read_heartbeat(heartbeat_path(settings))
-    bot = _bot(beat, now, heartbeat_path(settings))
+    checks, path = [await _database(settings.db_path)], heartbeat_path(settings)
+    beat = read_heartbeat(path)
+    bot = _bot(beat, now, path)
     checks.append(bot)
     if bot.ok and beat is not None:
         checks += _pools(beat)
