@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.errors import MimiError
+from bot.owner import process_token
 from bot.service import Mimi
 
 Emit = Callable[[argparse.Namespace, dict, list[str]], None]
@@ -57,7 +58,7 @@ async def train(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
         def put(self, item: tuple) -> None:
             _progress(*item[1:])
 
-    run = await mimi.store.start_run(args.guild, "cli")
+    run = await mimi.store.start_run(args.guild, "cli", process_token())
     try:
         meta = await asyncio.to_thread(train_job, job, Sink())
     except BaseException as err:
@@ -85,13 +86,9 @@ async def train(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
 
 async def guess(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
     """Guess a clip's artist in this process, optionally writing the picture."""
-    from bot.inference import guess_config
-    from bot.jobs import guess_file
-
     if args.top < 1:
         raise MimiError("--top must be at least 1.")
-    config = guess_config(mimi.settings, top_k=args.top)
-    result = await asyncio.to_thread(guess_file, args.file, args.guild, config)
+    result = await mimi.guess(args.guild, args.file, top_k=args.top)
     mel, artists = result.pop("mel"), result.pop("artists")
     if args.png:
         from bot.render import Window, spectrogram_png
@@ -118,7 +115,12 @@ async def stats(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
     lines = [f"{data['songs']} songs, {data['clips']} clips, {len(data['artists'])} artists."]
     lines += [f"  {a['name']}: {a['songs']} songs" for a in data["artists"]]
     model = data["model"]
-    if model is None:
+    if model is None and data["model_withdrawn"]:
+        lines.append(
+            "The model is withdrawn: fewer than 2 of its artists remain after forgets; "
+            "teach another artist, then `mimi train`."
+        )
+    elif model is None:
         lines.append("No model yet: teach songs of at least 2 artists, then `mimi train`.")
     else:
         lines.append(
@@ -126,6 +128,11 @@ async def stats(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
             f"song accuracy {_pct(model['song_accuracy'])}, clip accuracy "
             f"{_pct(model['clip_accuracy'])} on {model['val_songs'] or 0} held-out songs."
         )
+        if model["forgotten_songs"]:
+            lines.append(
+                f"This model predates a forget ({model['forgotten_songs']} of its songs); the "
+                "figures leave those out, and a retrain replaces it."
+            )
         if args.png and model.get("confusion"):
             from bot.render import confusion_png
 
@@ -136,26 +143,26 @@ async def stats(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
 
 async def models(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
     """Every kept model version, marking the current one."""
-    current = mimi.registry.current(args.guild)
-    metas = mimi.registry.versions(args.guild)
+    current, metas = await mimi.models(args.guild)
     lines = [
-        f"{'*' if current and m.version == current.version else ' '} v{m.version} {m.kind} "
-        f"{m.created_at} song accuracy {_pct(m.metrics.get('song_accuracy'))}"
+        f"{'*' if m['version'] == current else ' '} v{m['version']} {m['kind']} "
+        f"{m['created_at']} song accuracy {_pct(m['metrics'].get('song_accuracy'))}"
+        + (
+            f" ({m['forgotten_songs']} of its songs forgotten since)"
+            if m["forgotten_songs"]
+            else ""
+        )
         for m in metas
     ] or ["No models yet."]
-    payload = {
-        "guild": args.guild,
-        "current": current.version if current else None,
-        "versions": [m.to_dict() for m in metas],
-    }
+    payload = {"guild": args.guild, "current": current, "versions": metas}
     emit(args, payload, lines)
     return 0
 
 
 async def rollback(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
     """Make an earlier version current."""
-    meta = mimi.registry.rollback(args.guild, args.version)
-    emit(args, meta.to_dict(), [f"Now serving model v{meta.version}."])
+    meta = await mimi.rollback(args.guild, args.version)
+    emit(args, meta, [f"Now serving model v{meta['version']}."])
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.migrations import MIGRATIONS
+from bot.owner import pid_alive
 from bot.store import Store
 
 HEARTBEAT_FILE = "health.json"
@@ -62,19 +63,6 @@ def read_heartbeat(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return beat if isinstance(beat, dict) else None
-
-
-def pid_alive(pid: object) -> bool:
-    """True if a process with this id exists (ours or another user's)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def stale_after(beat: dict) -> float:

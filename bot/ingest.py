@@ -25,6 +25,7 @@ class IngestConfig:
     clip_hop_seconds: float
     weights: Path | None = None  # musicnn weights; None skips the embedding stage
     ffmpeg: str = ""
+    owner: str | None = None  # the process that records the songs (claims their cache folders)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestConfig:
@@ -83,8 +84,8 @@ def usable_clips(
 def song_cache(config: IngestConfig) -> SongCache:
     """The song cache with every stage this configuration computes."""
     if config.weights is None:
-        return SongCache(config.cache_dir)
-    return SongCache(config.cache_dir, stages_with_embeddings(config.weights))
+        return SongCache(config.cache_dir, owner=config.owner)
+    return SongCache(config.cache_dir, stages_with_embeddings(config.weights), config.owner)
 
 
 def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:

@@ -77,8 +77,10 @@ def train_job(job: TrainJob, sink=None) -> dict:
         _send(sink, job.guild_id, epoch, total, accuracy)
 
     snapshot: dict[str, list[int]] = {}
+    snapshot_keys: dict[str, list[str]] = {}
     for ref in job.songs:
         snapshot.setdefault(ref.artist, []).append(ref.song_id)
+        snapshot_keys.setdefault(ref.artist, []).append(ref.key)
     if job.kind == "scratch":
         from model_store.baselines import MelSong
         from model_store.train import train_scratch_model
@@ -109,6 +111,7 @@ def train_job(job: TrainJob, sink=None) -> dict:
         metrics=result.metrics,
         train_seconds=round(time.perf_counter() - started, 2),
         snapshot=snapshot,
+        snapshot_keys=snapshot_keys,
     )
     return meta.to_dict()
 

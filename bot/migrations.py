@@ -70,4 +70,32 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX runs_by_guild ON training_runs (guild_id, id)
     """,
+    # 2: song ids are never reused (AUTOINCREMENT: a stale id can't name another song, and a
+    # model's snapshot can't look unchanged); a training run records the process that owns it.
+    """
+    CREATE TABLE songs_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id INTEGER NOT NULL,
+        artist_id INTEGER NOT NULL,
+        audio_sha256 TEXT NOT NULL,
+        file_sha256 TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        format TEXT NOT NULL,
+        duration_s REAL NOT NULL,
+        taught_by INTEGER,
+        taught_at TEXT NOT NULL,
+        UNIQUE (guild_id, audio_sha256),
+        UNIQUE (guild_id, id),
+        FOREIGN KEY (guild_id, artist_id) REFERENCES artists (guild_id, id) ON DELETE CASCADE
+    );
+    INSERT INTO songs_v2 (id, guild_id, artist_id, audio_sha256, file_sha256, filename, format,
+                          duration_s, taught_by, taught_at)
+        SELECT id, guild_id, artist_id, audio_sha256, file_sha256, filename, format,
+               duration_s, taught_by, taught_at FROM songs;
+    DROP TABLE songs;
+    ALTER TABLE songs_v2 RENAME TO songs;
+    CREATE INDEX songs_by_file ON songs (guild_id, file_sha256);
+    CREATE INDEX songs_by_artist ON songs (guild_id, artist_id);
+    ALTER TABLE training_runs ADD COLUMN owner TEXT
+    """,
 )

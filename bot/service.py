@@ -5,20 +5,42 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bot.cache import sweep_tmp
 from bot.config import Settings
 from bot.errors import DuplicateSong, MimiError, StorageError, data_writes, read_error
+from bot.forgetting import (
+    MIN_ARTISTS,
+    Live,
+    forgotten_songs,
+    live_artists,
+    live_metrics,
+    mask,
+    redact,
+)
 from bot.ingest import IngestConfig, file_sha256, ingest_file, song_cache
 from bot.jobs import TrainJob
 from bot.names import display_name, name_key
+from bot.owner import owner_alive, process_token
 from bot.store import ArtistSummary, NewSong, Song, Store, duplicate_error
-from model_store.registry import ModelRegistry
+from model_store.predict import summarise
+from model_store.registry import ModelMeta, ModelRegistry, NoModel
 
 log = logging.getLogger(__name__)
 Runner = Callable[..., Awaitable[Any]]
+INTERRUPTED = "interrupted: mimi stopped during training"
+FIRST_STEPS = (
+    "I haven't learned any artists here yet. Teach me with `/teach artist:<name>` and a song, "
+    "for at least 2 artists (2–3 songs each is plenty); I'll train myself, then try `/guess`."
+)
+WITHDRAWN = (
+    "I need songs by at least 2 artists to tell them apart, and since the last forget this "
+    "server has {count}. Teach me another artist with `/teach`; I'll retrain by myself."
+)
+TEACH_ATTEMPTS = 3  # a teach re-reads its upload when a forget removed its files meanwhile
 STAT_KEYS = (
     "clip_accuracy",
     "song_accuracy",
@@ -52,20 +74,33 @@ class Mimi:
         self.settings = settings
         self.store = store
         self.run = run or _in_thread
-        self.ingest_config = IngestConfig.from_settings(settings)
+        self.owner = process_token()
+        self.ingest_config = replace(IngestConfig.from_settings(settings), owner=self.owner)
         self.cache = song_cache(self.ingest_config)
         self.registry = ModelRegistry(settings.models_dir, keep=settings.models_keep)
+        self._locks: dict[int, asyncio.Lock] = {}  # per guild: teach's insert vs forget
 
     @classmethod
     async def open(cls, settings: Settings, run: Runner | None = None) -> Mimi:
         """Open the store under the data dir and tidy cache files no song owns."""
+        from bot.backup import sweep_leftovers  # what killed restores left behind
+
         with data_writes(settings.data_dir):  # a read-only or full disk: say so plainly
             store = await Store.open(settings.db_path)
         service = cls(settings, store, run)
-        removed = service.cache.sweep(await store.song_keys())
-        if removed:
-            log.info("removed %d orphaned song folders from the cache", removed)
+        if leftovers := await asyncio.to_thread(sweep_leftovers, settings):
+            log.info("tidied what interrupted restores left: %s", ", ".join(leftovers))
+        removed = service.cache.sweep(await store.song_keys(), owner_alive)
+        downloads = sweep_tmp(settings.data_dir / "tmp", owner_alive)
+        if removed or downloads:
+            log.info("swept %d orphaned song folders and %d downloads", removed, downloads)
+        if closed := await store.close_interrupted_runs(INTERRUPTED, owner_alive):
+            log.info("trainings interrupted in servers %s are recorded as failed", closed)
         return service
+
+    def lock(self, guild_id: int) -> asyncio.Lock:
+        """The lock that serialises recording and forgetting songs of one guild."""
+        return self._locks.setdefault(guild_id, asyncio.Lock())
 
     async def close(self) -> None:
         """Release the store."""
@@ -93,26 +128,46 @@ class Mimi:
         )
         if existing:
             raise duplicate_error(existing)
-        with data_writes(self.settings.data_dir):  # disk full or read-only: a StorageError
-            ingested = await self.run(ingest_file, path, guild_id, self.ingest_config)
-        new = NewSong(
-            audio_sha256=ingested.audio_sha256,
-            file_sha256=ingested.file_sha256,
-            filename=_clean_filename(filename or path.name),
-            format=ingested.format,
-            duration_s=round(ingested.seconds, 3),
-            clips=ingested.clips,
-            taught_by=taught_by,
+        for _attempt in range(TEACH_ATTEMPTS):
+            try:
+                with data_writes(self.settings.data_dir):  # disk full or read-only: StorageError
+                    ingested = await self.run(ingest_file, path, guild_id, self.ingest_config)
+            except FileNotFoundError as err:  # a forget removed the folder while it was written
+                if not path.exists():
+                    raise
+                log.info("guild %s: teach retried (%s)", guild_id, err)
+                continue
+            new = NewSong(
+                audio_sha256=ingested.audio_sha256,
+                file_sha256=ingested.file_sha256,
+                filename=_clean_filename(filename or path.name),
+                format=ingested.format,
+                duration_s=round(ingested.seconds, 3),
+                clips=ingested.clips,
+                taught_by=taught_by,
+            )
+            async with self.lock(guild_id):
+                if self.cache.complete(guild_id, new.audio_sha256):
+                    return await self._record(guild_id, artist, new)
+            log.info("guild %s: song files vanished before recording; reading again", guild_id)
+        raise MimiError(
+            "That song was being forgotten while I read it; please teach it again.", code="busy"
         )
+
+    async def _record(self, guild_id: int, artist: str, new: NewSong) -> Song:
+        """Insert a song whose files are complete (under the guild lock); release its claim."""
+        key = new.audio_sha256
         try:
             with data_writes(self.settings.data_dir):
                 return await self.store.add_song(guild_id, artist, new)
         except DuplicateSong:
             raise  # the files belong to the song already stored
         except BaseException:
-            if not await self.store.key_in_use(guild_id, ingested.audio_sha256):
-                self.cache.drop(guild_id, ingested.audio_sha256)
+            if not await self.store.key_in_use(guild_id, key):
+                self.cache.drop(guild_id, key)
             raise
+        finally:
+            self.cache.release(guild_id, key)
 
     async def import_folder(
         self, guild_id: int, folder: Path, progress: Callable[[Path], None] | None = None
@@ -166,10 +221,12 @@ class Mimi:
         return await self.store.artists(guild_id)
 
     async def forget_artist(self, guild_id: int, artist: str) -> list[Song]:
-        """Remove an artist, their songs, clips and cached files."""
-        removed = await self.store.forget_artist(guild_id, artist)
-        for song in removed:
-            self.cache.drop(guild_id, song.audio_sha256)
+        """Remove an artist, their songs, clips and cached files (the served model stops naming
+        them at once: see `live_model`)."""
+        async with self.lock(guild_id):
+            removed = await self.store.forget_artist(guild_id, artist)
+            for song in removed:
+                self.cache.drop(guild_id, song.audio_sha256)
         return removed
 
     async def training_job(self, guild_id: int, kind: str = "musicnn") -> TrainJob:
@@ -177,20 +234,80 @@ class Mimi:
         songs = await self.store.training_songs(guild_id)
         return TrainJob.for_guild(self.settings, guild_id, songs, kind)
 
+    async def live(self, guild_id: int) -> Live:
+        """The songs this guild holds right now."""
+        return Live.of(await self.store.live_songs(guild_id))
+
+    async def live_model(self, guild_id: int) -> tuple[ModelMeta | None, Live]:
+        """The served model (None when there is none or it is withdrawn: fewer than 2 of its
+        artists remain after forgets) and the songs it is viewed through."""
+        meta = await asyncio.to_thread(self.registry.current, guild_id)
+        live = await self.live(guild_id)
+        if meta is not None and len(live_artists(meta, live)) < MIN_ARTISTS:
+            return None, live
+        return meta, live
+
+    async def require_model(self, guild_id: int) -> ModelMeta:
+        """The served model, or NoModel saying what to teach (first steps, or after forgets)."""
+        meta, _ = await self.live_model(guild_id)
+        if meta is not None:
+            return meta
+        if await asyncio.to_thread(self.registry.current, guild_id) is None:
+            raise NoModel(FIRST_STEPS)
+        raise await self._withdrawn(guild_id)
+
+    async def _withdrawn(self, guild_id: int) -> NoModel:
+        """The answer while the model is withdrawn: how many artists remain, what to do."""
+        artists = sum(1 for a in await self.store.artists(guild_id) if a.songs)
+        return NoModel(WITHDRAWN.format(count=artists))
+
+    async def guess(
+        self, guild_id: int, path: Path, *, top_k: int = 3, run: Runner | None = None
+    ) -> dict:
+        """Guess the artist of the clip at `path` (in `run`: the bot's warm worker, else a
+        thread), naming only artists that still exist here; the result with `mel` (for the
+        picture) and `artists` (the live artists of the model that answered)."""
+        from bot.inference import guess_config
+        from bot.jobs import guess_file
+
+        await self.require_model(guild_id)
+        config = guess_config(self.settings, top_k=top_k)
+        raw = await (run or _in_thread)(guess_file, path, guild_id, config)
+        return await self.finish_guess(guild_id, raw, top_k, config.unsure_below)
+
+    async def finish_guess(self, guild_id: int, raw: dict, top_k: int, unsure: float) -> dict:
+        """Mask artists forgotten since the model was trained (read now, after the worker
+        answered), renormalise and summarise."""
+        meta = await asyncio.to_thread(self.registry.meta, guild_id, raw["model_version"])
+        live = await self.live(guild_id)
+        allowed = live_artists(meta, live) if meta is not None else []
+        if len(allowed) < MIN_ARTISTS:  # forgotten while the worker listened
+            raise await self._withdrawn(guild_id)
+        names = list(raw.pop("artists"))
+        probs = mask(raw.pop("window_probs"), names, allowed)
+        starts, frames = raw.pop("window_starts"), raw.pop("frames")
+        raw.update(summarise(probs, starts, frames, names, top_k=top_k, unsure_below=unsure))
+        raw["artists"] = [a for a in names if a in allowed]
+        return raw
+
     async def stats(self, guild_id: int) -> dict:
-        """Artists, totals, the current model and its honest held-out accuracy."""
+        """Artists, totals, the served model and its honest held-out accuracy (over songs and
+        artists that still exist)."""
         artists = await self.store.artists(guild_id)
-        meta = self.registry.current(guild_id)
+        meta, live = await self.live_model(guild_id)
         model = None
         if meta is not None:
+            metrics = live_metrics(meta, live)
             model = {
                 "version": meta.version,
                 "kind": meta.kind,
                 "trained_at": meta.created_at,
                 "train_seconds": meta.train_seconds,
-                "artists": meta.artists,
-                **{k: meta.metrics.get(k) for k in STAT_KEYS},
+                "artists": live_artists(meta, live),
+                **{k: metrics.get(k) for k in STAT_KEYS},
+                "forgotten_songs": forgotten_songs(meta, live),
             }
+        withdrawn = meta is None and self.registry.current(guild_id) is not None
         return {
             "guild": guild_id,
             "artists": [
@@ -200,13 +317,27 @@ class Mimi:
             "songs": sum(a.songs for a in artists),
             "clips": sum(a.clips for a in artists),
             "model": model,
+            "model_withdrawn": withdrawn,
             "runs": await self.store.runs(guild_id, limit=5),
         }
 
+    async def models(self, guild_id: int) -> tuple[int | None, list[dict]]:
+        """The current version and every kept version's metadata, as it may be shown."""
+        live = await self.live(guild_id)
+        current = self.registry.current(guild_id)
+        shown = [redact(m, live) for m in self.registry.versions(guild_id)]
+        return (current.version if current else None), shown
+
+    async def rollback(self, guild_id: int, version: int | None) -> dict:
+        """Serve an earlier kept version; its metadata as it may be shown."""
+        meta = self.registry.rollback(guild_id, version)
+        return redact(meta, await self.live(guild_id))
+
     async def forget_song(self, guild_id: int, song_id: int) -> Song:
         """Remove one song, its clips and cached files."""
-        song = await self.store.forget_song(guild_id, song_id)
-        self.cache.drop(guild_id, song.audio_sha256)
+        async with self.lock(guild_id):
+            song = await self.store.forget_song(guild_id, song_id)
+            self.cache.drop(guild_id, song.audio_sha256)
         return song
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,12 +82,9 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
-            for pragma in (
-                "journal_mode = WAL",
-                "foreign_keys = ON",
-                "synchronous = FULL",
-                "busy_timeout = 10000",
-            ):
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await _enable_wal(db)
+            for pragma in ("foreign_keys = ON", "synchronous = FULL"):
                 await db.execute(f"PRAGMA {pragma}")
             store = cls(db)
             await store._migrate()
@@ -101,17 +99,42 @@ class Store:
             await self._db.close()
 
     async def _migrate(self) -> None:
-        """Apply every numbered migration above the database's PRAGMA user_version."""
+        """Apply every numbered migration above PRAGMA user_version, read inside the same write
+        transaction (two processes opening a fresh data dir at once never both migrate).
+        Foreign keys are off while tables are rebuilt and checked before the commit."""
         async with self._lock:
             (version,) = await (await self._db.execute("PRAGMA user_version")).fetchone()
-            if version > len(MIGRATIONS):
-                raise RuntimeError(
-                    f"database schema v{version} is newer than this mimi (v{len(MIGRATIONS)})"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                await self._db.executescript(
-                    f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;"
-                )
+            if version == len(MIGRATIONS):
+                return  # the common case: no write lock needed
+            await self._db.execute("PRAGMA foreign_keys = OFF")  # (a no-op inside a transaction)
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    await self._apply_migrations()
+                    await self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        await self._db.execute("ROLLBACK")
+                    raise
+            finally:
+                await self._db.execute("PRAGMA foreign_keys = ON")
+
+    async def _apply_migrations(self) -> None:
+        """Inside a write transaction: the migrations this database lacks, then their checks."""
+        (version,) = await (await self._db.execute("PRAGMA user_version")).fetchone()
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"database schema v{version} is newer than this mimi (v{len(MIGRATIONS)})"
+            )
+        if version < 0:
+            raise RuntimeError(f"database schema v{version} is not a mimi schema")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in _statements(script):
+                await self._db.execute(statement)
+            await self._db.execute(f"PRAGMA user_version = {number}")
+        broken = await (await self._db.execute("PRAGMA foreign_key_check")).fetchall()
+        if broken:
+            raise RuntimeError(f"the migrated database breaks {len(broken)} foreign keys")
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -343,6 +366,10 @@ class Store:
             songs.setdefault(song_id, (artist, key, []))[2].append((start, end))
         return [(i, a, k, tuple(clips)) for i, (a, k, clips) in songs.items()]
 
+    async def live_songs(self, guild_id: int) -> list[tuple[int, str]]:
+        """(song id, audio sha256) of every song this guild holds now."""
+        return await self._all("SELECT id, audio_sha256 FROM songs WHERE guild_id = ?", guild_id)
+
     async def song_keys(self) -> list[tuple[int, str]]:
         """(guild, audio sha256) of every stored song, for cache housekeeping."""
         return [(g, k) for g, k in await self._all("SELECT guild_id, audio_sha256 FROM songs")]
@@ -360,29 +387,32 @@ class Store:
 
     # --- training runs and models -------------------------------------------------------
 
-    async def close_interrupted_runs(self, error: str) -> list[int]:
-        """Mark runs a crash left 'running' as failed with `error`; their guilds."""
+    async def close_interrupted_runs(
+        self, error: str, owner_alive: Callable[[str], bool]
+    ) -> list[int]:
+        """Mark 'running' runs whose owning process is gone as failed with `error`; their guilds."""
         async with self._tx() as db:
             rows = await db.execute_fetchall(
-                "SELECT DISTINCT guild_id FROM training_runs WHERE status = 'running'"
+                "SELECT id, guild_id, owner FROM training_runs WHERE status = 'running'"
             )
-            await db.execute(
+            dead = [(i, g) for i, g, owner in rows if owner is None or not owner_alive(owner)]
+            await db.executemany(
                 "UPDATE training_runs SET status = 'failed', error = ?, finished_at = ?"
-                " WHERE status = 'running'",
-                (error, now_iso()),
+                " WHERE id = ?",
+                [(error, now_iso(), i) for i, _ in dead],
             )
-        return [g for (g,) in rows]
+        return sorted({g for _, g in dead})
 
-    async def start_run(self, guild_id: int, reason: str) -> int:
-        """Record a training run as running; return its id."""
+    async def start_run(self, guild_id: int, reason: str, owner: str | None = None) -> int:
+        """Record a training run as running (owned by the process `owner`); return its id."""
         async with self._tx() as db:
             await db.execute(
                 "INSERT OR IGNORE INTO guilds (id, created_at) VALUES (?, ?)", (guild_id, now_iso())
             )
             cur = await db.execute(
-                "INSERT INTO training_runs (guild_id, status, reason, started_at)"
-                " VALUES (?, 'running', ?, ?)",
-                (guild_id, reason, now_iso()),
+                "INSERT INTO training_runs (guild_id, status, reason, started_at, owner)"
+                " VALUES (?, 'running', ?, ?, ?)",
+                (guild_id, reason, now_iso(), owner),
             )
             return cur.lastrowid
 
@@ -424,6 +454,99 @@ class Store:
             {**dict(zip(keys, r[:7], strict=True)), "metrics": json.loads(r[7]) if r[7] else None}
             for r in rows
         ]
+
+    # --- restore checks (bot/backup.py) ------------------------------------------------
+
+    @staticmethod
+    def _q(name: str) -> str:
+        """An SQL identifier, quoted (for the pragmas that take a table or index name)."""
+        return '"' + name.replace('"', '""') + '"'
+
+    @staticmethod
+    async def peek(path: Path) -> dict:
+        """PRAGMA integrity_check, user_version and every schema object (type, name) of a
+        database file, read without migrating it (so none of its triggers can run)."""
+        if not path.is_file():
+            raise FileNotFoundError("the file does not exist")
+        uri = f"{path.resolve().as_uri()}?mode=rw"
+        async with aiosqlite.connect(uri, uri=True, timeout=5) as db:
+            (integrity,) = await (await db.execute("PRAGMA integrity_check")).fetchone()
+            (version,) = await (await db.execute("PRAGMA user_version")).fetchone()
+            objects = await db.execute_fetchall(
+                "SELECT type, name FROM sqlite_master ORDER BY type, name"
+            )
+        return {"integrity": integrity, "schema_version": version, "objects": list(objects)}
+
+    async def describe_schema(self) -> dict:
+        """Every schema object, and each table's columns, indexes (with their columns) and
+        foreign keys, from SQLite's own pragmas: what a restore compares with a fresh database."""
+        objects = await self._all(
+            "SELECT type, name, tbl_name FROM sqlite_master"
+            " WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name"
+        )
+        tables: dict[str, dict] = {}
+        for name in (o[1] for o in objects if o[0] == "table"):
+            quoted = Store._q(name)
+            indexes = {}
+            for _, index, unique, origin, partial in await self._all(
+                f"PRAGMA index_list({quoted})"
+            ):
+                columns = await self._all(f"PRAGMA index_xinfo({Store._q(index)})")
+                indexes[index] = (unique, origin, partial, [tuple(c) for c in columns])
+            tables[name] = {
+                "columns": [tuple(c) for c in await self._all(f"PRAGMA table_xinfo({quoted})")],
+                "indexes": indexes,
+                "foreign_keys": [
+                    tuple(r) for r in await self._all(f"PRAGMA foreign_key_list({quoted})")
+                ],
+            }
+        return {"objects": [tuple(o) for o in objects], "tables": tables}
+
+    async def foreign_key_violations(self) -> list[tuple]:
+        """PRAGMA foreign_key_check: (table, rowid, parent table, constraint) of each bad row."""
+        return [tuple(r) for r in await self._all("PRAGMA foreign_key_check")]
+
+    async def guild_id_values(self) -> list[tuple[str, object]]:
+        """(table, value) of every distinct guild id stored in any table, exactly as SQLite
+        holds it: an int, or whatever else a hostile file put there."""
+        out: list[tuple[str, object]] = []
+        tables = await self._all(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        )
+        for (table,) in tables:
+            columns = [c[1] for c in await self._all(f"PRAGMA table_info({Store._q(table)})")]
+            column = "guild_id" if "guild_id" in columns else "id" if table == "guilds" else None
+            if column is not None:
+                sql = f"SELECT DISTINCT {Store._q(column)} FROM {Store._q(table)}"
+                out += [(table, value) for (value,) in await self._all(sql)]
+        return out
+
+
+async def _enable_wal(db: aiosqlite.Connection, wait_s: float = 10.0) -> None:
+    """PRAGMA journal_mode = WAL, waiting while another process creates or migrates the file
+    (switching the journal mode fails at once when locked: SQLite's busy timeout never runs)."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a migration script, one by one (executescript would commit)."""
+    out, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending.strip())
+            pending = ""
+    return out
 
 
 def duplicate_error(existing: Song) -> DuplicateSong:

@@ -20,7 +20,9 @@ from typing import NamedTuple
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.jobs import TrainJob, train_job, yield_cpu
+from bot.owner import owner_alive, process_token
 from bot.pool import executor_pids, executor_state
+from bot.service import INTERRUPTED
 from bot.store import Store
 from model_store.registry import ModelRegistry
 
@@ -28,7 +30,6 @@ log = logging.getLogger(__name__)
 
 WORKER_DIED = "the training worker died (killed or out of memory)"
 SHUTDOWN = "mimi shut down before training finished"
-INTERRUPTED = "interrupted: mimi stopped during training"
 RESUMED = "resumed after a restart"
 _PROGRESS = None  # in a worker: the parent's progress queue, set by the pool initializer
 
@@ -127,14 +128,18 @@ class TrainingService:
 
     async def resume(self) -> list[int]:
         """After a (re)start: close runs a crash left open; retrain guilds whose songs changed."""
-        interrupted = await self.store.close_interrupted_runs(INTERRUPTED)
+        interrupted = await self.store.close_interrupted_runs(INTERRUPTED, owner_alive)
         stale = []
         for guild_id in await self.store.guild_ids():
-            taught: dict[str, set[int]] = {}
-            for song_id, artist, _key, _clips in await self.store.training_songs(guild_id):
-                taught.setdefault(artist, set()).add(song_id)
             current = await asyncio.to_thread(self.registry.current, guild_id)
-            used = {a: set(ids) for a, ids in current.snapshot.items()} if current else None
+            by_key = bool(current and current.snapshot_keys)  # audio keys: stable identities
+            taught: dict[str, set] = {}
+            for song_id, artist, key, _clips in await self.store.training_songs(guild_id):
+                taught.setdefault(artist, set()).add(key if by_key else song_id)
+            used = None
+            if current is not None:
+                snap = current.snapshot_keys if by_key else current.snapshot
+                used = {a: set(ids) for a, ids in snap.items()}
             if len(taught) >= 2 and used != taught:
                 stale.append(guild_id)
                 self.request(guild_id, RESUMED)
@@ -249,7 +254,9 @@ class TrainingService:
         refs = job.songs
         current = await asyncio.to_thread(self.registry.current, guild_id)
         previous = current.to_dict() if current else None
-        run_id = await self.store.start_run(guild_id, reason + " (retry)" * (attempt > 1))
+        run_id = await self.store.start_run(
+            guild_id, reason + " (retry)" * (attempt > 1), process_token()
+        )
         started = TrainingEvent("started", guild_id, len(refs), reason=reason, attempt=attempt)
         st = self._guilds[guild_id]
         st.started = started

@@ -13,13 +13,8 @@ from bot.client import defer_public
 from bot.errors import data_writes
 from bot.render import Window, spectrogram_png
 from cogs.common import check_size, cooldown, downloaded, safe
-from model_store.registry import NoModel
 
 BAR = 12  # characters in a confidence bar
-FIRST_STEPS = (
-    "I haven't learned any artists here yet. Teach me with `/teach artist:<name>` and a song, "
-    "for at least 2 artists (2–3 songs each is plenty); I'll train myself, then try `/guess`."
-)
 
 
 def bar(probability: float) -> str:
@@ -58,13 +53,14 @@ class Guess(commands.Cog):
     async def guess(self, interaction: discord.Interaction, clip: discord.Attachment) -> None:
         """Defer, download, guess in the warm worker, render, reply with embed + picture."""
         check_size(clip, self.bot.settings.max_upload_bytes)
-        if self.bot.mimi.registry.current(interaction.guild_id) is None:
-            raise NoModel(FIRST_STEPS)
+        await self.bot.mimi.require_model(interaction.guild_id)  # none yet, or withdrawn
         await defer_public(interaction)
         data = self.bot.settings.data_dir
         with data_writes(data):  # the download may hit a full or read-only disk
             async with downloaded(clip, data / "tmp") as path:
-                result = await self.bot.inference.guess(interaction.guild_id, path)
+                result = await self.bot.mimi.guess(
+                    interaction.guild_id, path, run=self.bot.inference.pool.run
+                )
         mel, artists = result.pop("mel"), result.pop("artists")
         windows = [
             Window(w["start"], w["end"], w["artist"], w["probability"]) for w in result["windows"]

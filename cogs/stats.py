@@ -57,7 +57,12 @@ class Stats(commands.Cog):
         )
         model = data["model"]
         files = []
-        if model is None:
+        if model is None and data["model_withdrawn"]:
+            embed.add_field(
+                name="Model",
+                value="withdrawn: fewer than 2 of its artists remain; teach another artist",
+            )
+        elif model is None:
             embed.add_field(name="Model", value="none yet: teach songs of at least 2 artists")
         else:
             embed.add_field(
@@ -67,6 +72,12 @@ class Stats(commands.Cog):
                     f"song accuracy {_pct(model['song_accuracy'])}\n"
                     f"clip accuracy {_pct(model['clip_accuracy'])}\n"
                     f"on {model['val_songs'] or 0} held-out songs"
+                    + (
+                        f"\npredates a forget of {model['forgotten_songs']} songs "
+                        "(left out above); a retrain replaces it"
+                        if model["forgotten_songs"]
+                        else ""
+                    )
                 ),
             )
             if model.get("confusion"):

@@ -54,7 +54,10 @@ class Status(commands.Cog):
             elif event.kind == "finished":
                 await self._post(event.guild_id, finished_text(event), final=True)
             elif event.kind == "failed":
-                text = f"Training failed: {event.error}. The previous model keeps answering."
+                serving, _ = await self.bot.mimi.live_model(event.guild_id)
+                text = f"Training failed: {(event.error or '').rstrip('.')}." + (
+                    " The previous model keeps answering." if serving else ""
+                )
                 await self._post(event.guild_id, text, final=True)
         except discord.HTTPException:
             log.warning("guild %s: could not post training status", event.guild_id)

@@ -76,16 +76,37 @@ def guess_mel(
     else:
         probs, taggram = _musicnn_window_probs(mel, starts, WINDOW_FRAMES, model, frontend, parts)
         tags = top_tags(taggram)
+    result = summarise(probs, starts, len(mel), artists, top_k=top_k, unsure_below=unsure_below)
+    result["tags"] = tags
+    result["window_probs"] = probs.astype(np.float32)  # for a caller that masks artists later
+    result["window_starts"] = list(starts)
+    result["frames"] = len(mel)
+    return result
+
+
+def summarise(
+    probs: np.ndarray,
+    starts: Sequence[int],
+    n_frames: int,
+    artists: Sequence[str],
+    *,
+    top_k: int = 3,
+    unsure_below: float = 0.5,
+) -> dict:
+    """Top-k artists (mean log-prob over windows) and the per-window timeline from (windows x
+    artists) probabilities; artists whose column is all zero (masked out) are never named."""
+    probs = np.asarray(probs, dtype=np.float64)
+    present = probs.max(axis=0) > 0
     logp = np.log(np.clip(probs, 1e-7, 1.0))
-    mean = logp.mean(axis=0)
+    mean = np.where(present, logp.mean(axis=0), -np.inf)
     overall = np.exp(mean - mean.max())
     overall /= overall.sum()
-    order = np.argsort(-overall)[:top_k]
+    order = [i for i in np.argsort(-overall) if present[i]][:top_k]
     seconds_per_frame = HOP_LENGTH / SAMPLE_RATE
     windows = [
         {
             "start": round(s * seconds_per_frame, 2),
-            "end": round(min(len(mel), s + WINDOW_FRAMES) * seconds_per_frame, 2),
+            "end": round(min(n_frames, s + WINDOW_FRAMES) * seconds_per_frame, 2),
             "artist": artists[int(p.argmax())],
             "probability": round(float(p.max()), 4),
         }
@@ -96,7 +117,6 @@ def guess_mel(
         "top": top,
         "windows": windows,
         "unsure": bool(top[0]["probability"] < unsure_below),
-        "tags": tags,
     }
 
 

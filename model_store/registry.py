@@ -11,7 +11,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,6 +77,7 @@ class ModelMeta:
     train_seconds: float
     snapshot: dict[str, list[int]]  # artist -> song ids used
     created_at: str  # ISO-8601 UTC
+    snapshot_keys: dict[str, list[str]] = field(default_factory=dict)  # artist -> audio keys
 
     def to_dict(self) -> dict:
         """JSON-ready form (a deep copy)."""
@@ -86,6 +87,12 @@ class ModelMeta:
     def from_dict(cls, d: dict) -> ModelMeta:
         """Parse and type-check `to_dict` output; TypeError/KeyError/ValueError when malformed."""
         d = json.loads(json.dumps(d))  # a deep, JSON-only copy (tuples become lists)
+        d.setdefault("snapshot_keys", {})  # (not written before song keys were recorded)
+        keys = d["snapshot_keys"]
+        if not isinstance(keys, dict) or not all(
+            isinstance(v, list) and all(isinstance(k, str) for k in v) for v in keys.values()
+        ):
+            raise TypeError("malformed model metadata")
         ids = [i for v in d["snapshot"].values() for i in (v if isinstance(v, list) else [v])]
         front = d["frontend_version"]
         if not (
@@ -160,12 +167,13 @@ class ModelRegistry:
         metrics: dict,
         train_seconds: float,
         snapshot: dict[str, list[int]],
+        snapshot_keys: dict[str, list[str]] | None = None,
     ) -> ModelMeta:
         """Write a new version through `write(folder)`, make it current and prune old ones."""
         gdir = self.guild_dir(guild_id)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         meta = ModelMeta(0, kind, artists, feature_version, frontend_version, metrics,
-                         train_seconds, snapshot, now)  # fmt: skip
+                         train_seconds, snapshot, now, snapshot_keys or {})  # fmt: skip
         meta = ModelMeta.from_dict(meta.to_dict())  # type-check and copy before any work
         gdir.mkdir(parents=True, exist_ok=True)
         self._clean_temp(gdir)
@@ -237,6 +245,10 @@ class ModelRegistry:
                     f"{theirs} but this mimi uses {'none' if ours is None else ours}; "
                     f"{RETRAIN_HINT}."
                 )
+
+    def meta(self, guild_id: int, version: int) -> ModelMeta | None:
+        """One kept version's metadata, or None when it is gone or unreadable."""
+        return self._read_meta(self.guild_dir(guild_id), version)
 
     def versions(self, guild_id: int) -> list[ModelMeta]:
         """Every complete version of a server's model, oldest first."""

@@ -100,6 +100,7 @@ def train_head_model(
         index = {a: i for i, a in enumerate(artists)}
         clips = [c for c, _ in song_log_probs(held_out_model, val, config)]
         metrics.update(score([index[s.artist] for s in val], clips, len(artists)))
+        metrics["held_out"] = held_out_records(val, clips, artists)
         metrics["measurable"] = True
         model, info = fit(songs, [], artists, config, None)
     else:
@@ -109,6 +110,26 @@ def train_head_model(
     metrics["artists"] = artists
     metrics["head"] = {"parts": list(config.parts), "level": config.level}
     return TrainResult(model, artists, metrics, round(time.perf_counter() - started, 2))
+
+
+def held_out_records(
+    songs: Sequence, clip_logps: Sequence[np.ndarray], artists: Sequence[str]
+) -> list[dict]:
+    """Per held-out song: its id, artist, the artist predicted and clip hits (so the figures
+    can be recomputed without a song that is later forgotten)."""
+    out = []
+    for song, clips in zip(songs, clip_logps, strict=True):
+        truth = artists.index(song.artist)
+        out.append(
+            {
+                "song_id": song.song_id,
+                "artist": song.artist,
+                "predicted": artists[int(clips.mean(axis=0).argmax())],
+                "clip_hits": int((clips.argmax(axis=1) == truth).sum()),
+                "clips": len(clips),
+            }
+        )
+    return out
 
 
 def song_count_note(metrics: dict) -> str:
@@ -136,8 +157,9 @@ def train_scratch_model(songs: Sequence, seed: int = 0) -> TrainResult:
     metrics: dict = {"train_songs": len(train), "val_songs": len(val), "epochs": info["epochs"]}
     if val:
         index = {a: i for i, a in enumerate(artists)}
-        predictor = _scratch_predictor(model, len(artists))
-        metrics.update(score([index[s.artist] for s in val], predictor(val), len(artists)))
+        clips = _scratch_predictor(model, len(artists))(val)
+        metrics.update(score([index[s.artist] for s in val], clips, len(artists)))
+        metrics["held_out"] = held_out_records(val, clips, artists)
         metrics["measurable"] = True
     else:
         metrics.update(unmeasurable(songs))

@@ -18,6 +18,7 @@ from tests.hostile_corpus import ACCEPTED, CASES, CODE_WORDS, RESIDENTS, Case, c
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 HOME, OTHER, SPARE = 7001, 7002, 7003  # SPARE: where the hostile corpus is taught
+FORGETFUL = 7004  # where artists are forgotten
 MANAGE_GUILD = 1 << 5
 VOICES = {"Drone": 0, "Chime": 4}
 
@@ -62,6 +63,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory, frontend_weights: Path):
         standin.add_guild(HOME)
         standin.add_guild(OTHER)
         standin.add_guild(SPARE)
+        standin.add_guild(FORGETFUL)
         bot = MimiBot(settings, guild_ready_timeout=0.1)
         async with running_bot(standin, bot, timeout=60):
             yield standin, bot
@@ -367,3 +369,41 @@ async def test_unexpected_error_is_logged_and_answered_generically(env, caplog) 
     assert reply.ephemeral and "Something went wrong" in reply.content
     assert "disk on fire" not in reply.content
     assert any(str(inter.id) in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+async def test_forget_is_final_in_guess_and_stats(env, files, tmp_path: Path) -> None:
+    """Once /forget answers, /guess and /stats (text and picture) never name the forgotten
+    artist; with one artist left the model is withdrawn and /guess says so privately."""
+    standin, bot = env
+    songs = {**files}
+    for i in range(2):
+        path = encode(tmp_path / f"Pulse{i}.mp3", "mp3", seconds=21, voice=8, seed=i)
+        songs[f"Pulse{i}.mp3"] = path.read_bytes()
+    for artist in (*VOICES, "Pulse"):
+        for i in range(2):
+            path = tmp_path / f"{artist}{i}.mp3"
+            path.write_bytes(songs[f"{artist}{i}.mp3"])
+            await bot.mimi.teach(FORGETFUL, artist, path)
+    await bot.training.train_now(FORGETFUL, "test")
+    pulse = encode(tmp_path / "new_Pulse.ogg", "ogg", seconds=14, voice=8, seed=50).read_bytes()
+
+    async def guess():
+        att = standin.add_file("new_Pulse.ogg", pulse, "audio/ogg")
+        return await (await standin.invoke(FORGETFUL, "guess", {"clip": att})).final(timeout=60)
+
+    assert (await guess()).embeds[0]["title"] == "Sounds like Pulse"
+    forget = await standin.invoke(
+        FORGETFUL, "forget", {"artist": "Pulse"}, permissions=MANAGE_GUILD
+    )
+    assert "Forgot Pulse" in (await forget.final(timeout=30)).content
+    answer = await guess()
+    assert "Pulse" not in str(answer.embeds) and answer.files[0][0] == "guess.png"
+    stats = await (await standin.invoke(FORGETFUL, "stats")).final(timeout=30)
+    assert "Pulse" not in str(stats.embeds) and "predates a forget" in str(stats.embeds)
+    forget = await standin.invoke(
+        FORGETFUL, "forget", {"artist": "Chime"}, permissions=MANAGE_GUILD
+    )
+    await forget.final(timeout=30)
+    refused = await guess()
+    assert refused.ephemeral and "at least 2 artists" in refused.content
+    await asyncio.wait_for(bot.training.wait_idle(FORGETFUL), 120)

@@ -16,6 +16,7 @@ from bot.audio import find_ffmpeg
 from bot.cache import LOGMEL
 from bot.config import Settings
 from bot.errors import AudioRejected, DuplicateSong, InvalidName, NotFound
+from bot.owner import owner_alive
 from bot.service import Mimi
 from model_store import features
 from tests.audio_factory import encode
@@ -175,7 +176,8 @@ CRASH_SCRIPT = textwrap.dedent(
 
 
 async def test_crash_mid_teach_leaves_no_half_song(settings: Settings, tmp_path: Path) -> None:
-    """A process killed inside the teach transaction leaves no rows; its files are swept later."""
+    """A process killed inside the teach transaction leaves no rows; its files are swept at the
+    next start (its claim names a dead process), whatever their age."""
     async with await Mimi.open(settings) as mimi:
         kept = await mimi.teach(1, "Kept", encode(tmp_path / "kept.mp3", "mp3", voice=3))
     path = encode(tmp_path / "ghost.mp3", "mp3", voice=1)
@@ -202,7 +204,7 @@ async def test_crash_mid_teach_leaves_no_half_song(settings: Settings, tmp_path:
     assert con.execute("SELECT COUNT(DISTINCT song_id) FROM clips").fetchone()[0] == 1
     con.close()
     assert len(song_dirs(settings)) == 2  # the dead process's files are still on disk
-    async with await Mimi.open(settings) as mimi:
-        assert mimi.cache.sweep(await mimi.store.song_keys(), min_age_s=0) == 1
+    async with await Mimi.open(settings) as mimi:  # the sweep at start removed them
+        assert mimi.cache.sweep(await mimi.store.song_keys(), owner_alive) == 0
         assert [s.id for s in await mimi.store.songs(1)] == [kept.id]
     assert song_dirs(settings) == {f"1/{kept.audio_sha256}"}

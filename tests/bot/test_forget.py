@@ -1,0 +1,143 @@
+"""Forget means forget: no answer, figure or listing names a forgotten artist or counts a song."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bot.inference import guess_config
+from bot.jobs import guess_file, train_job
+from bot.service import Mimi
+from model_store.registry import NoModel
+from tests.audio_factory import encode
+
+VOICES = {"Drone": 0, "Chime": 4, "Pulse": 8}
+GUILD = 5
+
+
+async def teach_three(mimi: Mimi, tmp_path: Path, songs: int = 2) -> dict[str, list[int]]:
+    """Teach `songs` real MP3s of each of three synthetic artists; their song ids."""
+    ids: dict[str, list[int]] = {}
+    for artist, voice in VOICES.items():
+        for i in range(songs):
+            path = encode(tmp_path / f"{artist}{i}.mp3", "mp3", seconds=21, voice=voice, seed=i)
+            ids.setdefault(artist, []).append((await mimi.teach(GUILD, artist, path)).id)
+    return ids
+
+
+@pytest.fixture
+async def trained(mimi: Mimi, tmp_path: Path) -> dict[str, list[int]]:
+    """Three artists taught and a model v1 trained on all of them."""
+    ids = await teach_three(mimi, tmp_path)
+    meta = train_job(await mimi.training_job(GUILD))
+    assert meta["artists"] == ["Chime", "Drone", "Pulse"]
+    return ids
+
+
+def clip_of(tmp_path: Path, artist: str) -> Path:
+    """A held-out clip of one artist."""
+    return encode(tmp_path / f"new_{artist}.ogg", "ogg", seconds=14, voice=VOICES[artist], seed=77)
+
+
+def names_in(payload: object) -> str:
+    """Everything a payload would print, as one searchable text."""
+    return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+async def test_forgotten_artist_is_masked_until_retrain(mimi: Mimi, trained, tmp_path) -> None:
+    """After forgetting Pulse, a Pulse song is answered among the remaining artists only, with
+    renormalised probabilities, and the picture's artists leave Pulse out."""
+    clip = clip_of(tmp_path, "Pulse")
+    before = await mimi.guess(GUILD, clip)
+    assert before["top"][0]["artist"] == "Pulse"
+    await mimi.forget_artist(GUILD, "Pulse")
+    after = await mimi.guess(GUILD, clip)
+    assert after["model_version"] == 1  # the same model, viewed through what is left
+    assert "Pulse" not in names_in({k: v for k, v in after.items() if k != "mel"})
+    assert after["artists"] == ["Chime", "Drone"]
+    assert sum(t["probability"] for t in after["top"]) == pytest.approx(1.0, abs=1e-3)
+    assert {w["artist"] for w in after["windows"]} <= {"Chime", "Drone"}
+
+
+async def test_guess_in_flight_when_forget_lands_is_masked(mimi: Mimi, trained, tmp_path) -> None:
+    """A worker that listened before the forget was acknowledged still cannot name the artist:
+    the mask is applied after the worker answers."""
+    raw = guess_file(clip_of(tmp_path, "Drone"), GUILD, guess_config(mimi.settings))
+    assert raw["top"][0]["artist"] == "Drone"
+    await mimi.forget_artist(GUILD, "drone")
+    done = await mimi.finish_guess(GUILD, raw, 3, 0.5)
+    assert "Drone" not in names_in({k: v for k, v in done.items() if k != "mel"})
+
+
+async def test_artist_forgotten_song_by_song_then_retaught_is_masked(
+    mimi: Mimi, trained, tmp_path
+) -> None:
+    """Forgetting each song of an artist masks them; teaching the name again with a new song
+    does not bring back what the model learned from the forgotten ones."""
+    for song_id in trained["Pulse"]:
+        await mimi.forget_song(GUILD, song_id)
+    new = encode(tmp_path / "other.mp3", "mp3", seconds=21, voice=2, seed=9)
+    await mimi.teach(GUILD, "Pulse", new)
+    result = await mimi.guess(GUILD, clip_of(tmp_path, "Pulse"))
+    assert result["artists"] == ["Chime", "Drone"]
+
+
+async def test_fewer_than_two_artists_withdraws_the_model(mimi: Mimi, trained, tmp_path) -> None:
+    """With one artist left the model is withdrawn: guesses say why, stats show no model."""
+    await mimi.forget_artist(GUILD, "Pulse")
+    await mimi.forget_artist(GUILD, "Chime")
+    with pytest.raises(NoModel, match="at least 2 artists") as err:
+        await mimi.guess(GUILD, clip_of(tmp_path, "Chime"))
+    assert "Chime" not in err.value.message and "Pulse" not in err.value.message
+    stats = await mimi.stats(GUILD)
+    assert stats["model"] is None and stats["model_withdrawn"] is True
+    assert "Chime" not in names_in(stats) and "Pulse" not in names_in(stats)
+
+
+async def test_stats_models_and_rollback_leave_forgotten_out(mimi: Mimi, trained, tmp_path) -> None:
+    """Stats, the confusion matrix, `models` and `rollback` output name only existing artists,
+    count no forgotten song and say that the model predates a forget."""
+    train_job(await mimi.training_job(GUILD))  # v2, so there is something to roll back to
+    forgotten = trained["Chime"][0]
+    await mimi.forget_artist(GUILD, "Pulse")
+    await mimi.forget_song(GUILD, forgotten)
+    stats = await mimi.stats(GUILD)
+    model = stats["model"]
+    assert model["artists"] == ["Chime", "Drone"] and model["forgotten_songs"] == 3
+    assert model["confusion"] is None or len(model["confusion"]) == 2
+    assert "Pulse" not in names_in(stats)
+    current, versions = await mimi.models(GUILD)
+    assert current == 2 and len(versions) == 2
+    shown = names_in(versions)
+    assert "Pulse" not in shown
+    for meta in versions:
+        assert forgotten not in [i for ids in meta["snapshot"].values() for i in ids]
+        held = meta["metrics"].get("held_out") or []
+        assert all(r["song_id"] != forgotten for r in held)
+        assert meta["metrics"]["val_songs"] == len(held)
+    assert "Pulse" not in names_in(await mimi.rollback(GUILD, 1))
+
+
+def _cli(settings, *args: str) -> subprocess.CompletedProcess:
+    """Run the real `mimi` CLI against this data dir."""
+    import sys
+
+    env = {"MIMI_FRONTEND_WEIGHTS": str(settings.frontend_weights), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--data-dir", str(settings.data_dir), "--json"],
+        capture_output=True, text=True, timeout=120, env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+
+
+async def test_cli_output_never_names_a_forgotten_artist(mimi: Mimi, trained, tmp_path) -> None:
+    """`mimi stats`, `models` and `guess` print no forgotten artist once the forget returned."""
+    await mimi.forget_artist(GUILD, "Pulse")
+    clip = clip_of(tmp_path, "Pulse")
+    for args in (("stats",), ("models",), ("guess", str(clip))):
+        proc = _cli(mimi.settings, *args, "--guild", str(GUILD))
+        assert proc.returncode == 0, proc.stderr
+        assert "Pulse" not in proc.stdout and "Drone" in proc.stdout
