@@ -40,4 +40,7 @@ WORKDIR /data
 STOPSIGNAL SIGTERM
 # Start-up warms three TensorFlow worker processes: give it 3 minutes before failures count.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=180s --retries=3 CMD ["mimi", "health"]
+# No DISCORD_TOKEN: `mimi run` stays up, unhealthy, logging once a minute what to put in .env,
+# instead of exiting into a restart loop (set here, not at the top: no layer is rebuilt for it).
+ENV MIMI_WAIT_FOR_TOKEN=1
 CMD ["mimi", "run"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
+import os
 import re
 import resource
 import shutil
@@ -16,13 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from bot.errors import AudioRejected
-from bot.sniff import DEMUXERS, sniff
+from bot.sniff import DEMUXERS, require_regular, sniff
 from model_store.features import SAMPLE_RATE, SILENCE_DBFS, rms_dbfs
 
+log = logging.getLogger(__name__)
 MIN_SOURCE_RATE = 4000  # Hz; below this there is no music left to hear
 CHILD_MEMORY_BYTES = 1 << 30  # address-space cap for the decoder process
-_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_AUDIO_STREAM = re.compile(r"Stream #\d+:\d+.*?: Audio: [^,]+, (\d+) Hz")
+PROBE_OUTPUT_BYTES = 1 << 20  # ffprobe's JSON; real files print a few kB
+# Used only without ffprobe. Anchored at the two-space indent ffmpeg gives an input's own
+# lines: tags (keys and values, even multi-line ones) are printed indented by four or more.
+_DURATION = re.compile(r"^  Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_AUDIO_STREAM = re.compile(r"^  Stream #\d+:\d+[^:]*: Audio: [^,]+, (\d+) Hz")
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,133 @@ def find_ffmpeg(configured: str = "") -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+@lru_cache(maxsize=4)
+def find_ffprobe(ffmpeg: str) -> str | None:
+    """The ffprobe next to this ffmpeg (also next to the file a symlink points to), or None."""
+    exe = Path(shutil.which(ffmpeg) or ffmpeg)
+    for base in (exe, exe.resolve()):
+        name = base.name.replace("ffmpeg", "ffprobe", 1) if "ffmpeg" in base.name else "ffprobe"
+        candidate = base.with_name(name)
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    log.warning(
+        "no ffprobe next to %s: the source rate and duration are read from ffmpeg's log", exe
+    )
+    return None
+
+
+def _start(cmd: list[str], stderr: int) -> subprocess.Popen:
+    """Start a decoder child with no stdin, stdout piped and its address space capped."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
+    # If the child already exited or the platform refuses, the time and output caps still hold.
+    with contextlib.suppress(OSError, ValueError):
+        resource.prlimit(proc.pid, resource.RLIMIT_AS, (CHILD_MEMORY_BYTES, CHILD_MEMORY_BYTES))
+    return proc
+
+
+def _collect(proc: subprocess.Popen, cap_bytes: int, timeout_s: float) -> tuple[bytes, bool, bool]:
+    """Read the child's stdout up to `cap_bytes`, killing it at `timeout_s` or past the cap.
+
+    Returns (output, timed_out, over_cap); the child has exited when this returns.
+    """
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        timed_out.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout_s, kill)
+    timer.start()
+    chunks, total, over = [], 0, False
+    try:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 16):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > cap_bytes:
+                over = True
+                proc.kill()
+                break
+        proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return b"".join(chunks), timed_out.is_set(), over
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ffprobe read from the container: the first audio stream's rate and the duration."""
+
+    rate: int | None
+    declared: float | None
+
+
+def _number(value: object, kind: type) -> int | float | None:
+    """A JSON string or number as `kind`, or None for 'N/A', junk or a non-positive value."""
+    try:
+        number = kind(float(value)) if isinstance(value, str | int | float) else None
+    except (ValueError, OverflowError):
+        return None
+    return number if number is not None and number > 0 else None
+
+
+def _input_url(path: Path) -> str:
+    """The path as ffmpeg's file protocol URL: `AC:DC.mp3` is a file, not protocol `AC`."""
+    return "file:" + os.path.abspath(path)
+
+
+def probe(path: Path, fmt: str, limits: DecodeLimits, ffprobe: str) -> Probe:
+    """Ask ffprobe (sandboxed like the decoder) for the source rate and declared duration.
+
+    Unlike ffmpeg's human log, its JSON keeps a file's tags apart from the real values.
+    """
+    cmd = [
+        ffprobe,
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-f",
+        DEMUXERS[fmt],
+        "-print_format",
+        "json",
+        "-show_streams",
+        "-show_format",
+        "-select_streams",
+        "a:0",
+        _input_url(path),
+    ]
+    proc = _start(cmd, subprocess.DEVNULL)
+    try:
+        out, timed_out, over = _collect(proc, PROBE_OUTPUT_BYTES, limits.timeout_s)
+    finally:
+        proc.stdout.close()  # type: ignore[union-attr]
+    if timed_out:
+        raise _timeout(limits)
+    try:
+        data = json.loads(out) if not over else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    streams = [s for s in data.get("streams") or [] if isinstance(s, dict)]
+    fmt_info = data.get("format") if isinstance(data.get("format"), dict) else {}
+    rate = _number(streams[0].get("sample_rate"), int) if streams else None
+    declared = _number(fmt_info.get("duration"), float)
+    return Probe(rate, declared)  # type: ignore[arg-type]
+
+
+def _timeout(limits: DecodeLimits) -> AudioRejected:
+    """The rejection of a file whose decoding ran past the wall-clock limit."""
+    return AudioRejected(
+        f"Decoding took longer than {limits.timeout_s:.0f} s; the file looks damaged.",
+        code="timeout",
+    )
+
+
 class _StderrWatcher(threading.Thread):
     """Reads ffmpeg's log as it comes, keeping the declared duration, source rate and last lines."""
 
@@ -110,13 +244,13 @@ class _StderrWatcher(threading.Thread):
 
     def run(self) -> None:
         for raw in iter(lambda: self.stream.readline(8192), b""):
-            line = raw.decode("utf-8", "replace").strip()
-            if self.declared is None and (m := _DURATION.search(line)):
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if self.declared is None and (m := _DURATION.match(line)):
                 h, mnt, s = m.groups()
                 self.declared = int(h) * 3600 + int(mnt) * 60 + float(s)
-            if self.rate is None and (m := _AUDIO_STREAM.search(line)):
+            if self.rate is None and (m := _AUDIO_STREAM.match(line)):
                 self.rate = int(m.group(1))
-            self.tail.append(line)
+            self.tail.append(line.strip())
 
 
 def _run_ffmpeg(path: Path, fmt: str, limits: DecodeLimits, ffmpeg: str):
@@ -134,7 +268,7 @@ def _run_ffmpeg(path: Path, fmt: str, limits: DecodeLimits, ffmpeg: str):
         "-f",
         DEMUXERS[fmt],
         "-i",
-        str(path),
+        _input_url(path),
         "-map",
         "0:a:0",
         "-vn",
@@ -153,46 +287,21 @@ def _run_ffmpeg(path: Path, fmt: str, limits: DecodeLimits, ffmpeg: str):
         "pipe:1",
     ]
     cap_bytes = int((cap_seconds + 1.0) * SAMPLE_RATE) * 2
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    # If the child already exited or the platform refuses, the time and output caps still hold.
-    with contextlib.suppress(OSError, ValueError):
-        resource.prlimit(proc.pid, resource.RLIMIT_AS, (CHILD_MEMORY_BYTES, CHILD_MEMORY_BYTES))
+    proc = _start(cmd, subprocess.PIPE)
     watcher = _StderrWatcher(proc.stderr)
     watcher.start()
-    timed_out = threading.Event()
-
-    def kill() -> None:
-        timed_out.set()
-        proc.kill()
-
-    timer = threading.Timer(limits.timeout_s, kill)
-    timer.start()
-    chunks, total = [], 0
     try:
-        assert proc.stdout is not None
-        while chunk := proc.stdout.read(1 << 16):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > cap_bytes:
-                proc.kill()
-                break
-        proc.wait()
+        pcm, timed_out, _ = _collect(proc, cap_bytes, limits.timeout_s)
     finally:
-        timer.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         watcher.join(timeout=5)
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
-    return b"".join(chunks), proc.returncode, timed_out.is_set(), watcher
+    return pcm, proc.returncode, timed_out, watcher
 
 
 def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
     """Validate and decode the file at `path`, or raise AudioRejected with a specific reason."""
-    size = path.stat().st_size
+    size = require_regular(path).st_size  # before any open: a FIFO or /dev/zero never ends
     if size > limits.max_bytes:
         raise AudioRejected(
             f"The file is too big ({size / 2**20:.1f} MB; the limit is "
@@ -200,12 +309,13 @@ def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
             code="too_big",
         )
     fmt = sniff(path)
-    pcm, rc, timed_out, info = _run_ffmpeg(path, fmt, limits, find_ffmpeg(ffmpeg))
+    exe = find_ffmpeg(ffmpeg)
+    ffprobe = find_ffprobe(exe)
+    probed = probe(path, fmt, limits, ffprobe) if ffprobe else None
+    pcm, rc, timed_out, info = _run_ffmpeg(path, fmt, limits, exe)
     if timed_out:
-        raise AudioRejected(
-            f"Decoding took longer than {limits.timeout_s:.0f} s; the file looks damaged.",
-            code="timeout",
-        )
+        raise _timeout(limits)
+    rate, declared = (probed.rate, probed.declared) if probed else (info.rate, info.declared)
     samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.int16)
     seconds = len(samples) / SAMPLE_RATE
     log = " ".join(info.tail)
@@ -216,9 +326,9 @@ def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
             f"The file is corrupt or not really {fmt.upper()}; it could not be decoded.",
             code="corrupt",
         )
-    if info.rate is not None and info.rate < MIN_SOURCE_RATE:
+    if rate is not None and rate < MIN_SOURCE_RATE:
         raise AudioRejected(
-            f"The audio's sample rate ({info.rate} Hz) is too low to carry music.", code="bad_rate"
+            f"The audio's sample rate ({rate} Hz) is too low to carry music.", code="bad_rate"
         )
     if seconds > limits.max_seconds:
         raise AudioRejected(
@@ -226,7 +336,6 @@ def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
             code="too_long",
         )
     if seconds < limits.min_seconds:
-        declared = info.declared
         if declared is not None and declared >= limits.min_seconds and seconds < 0.9 * declared:
             raise AudioRejected(
                 f"The file is truncated or corrupt: only {describe_seconds(seconds)} of "
@@ -238,7 +347,7 @@ def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
             f"{describe_seconds(limits.min_seconds)} is needed).",
             code="too_short",
         )
-    decoded = Decoded(samples, fmt, info.rate, info.declared)
+    decoded = Decoded(samples, fmt, rate, declared)
     if audible_dbfs(decoded.as_float()) < SILENCE_DBFS:
         raise AudioRejected("The audio is silent; there is nothing to hear.", code="silent")
     return decoded

@@ -6,19 +6,24 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bot import cli_backup, cli_model
-from bot.config import Settings, SettingsError
-from bot.errors import DuplicateSong, MimiError, read_error
+from bot.config import Settings, SettingsError, parse_guild_id
+from bot.errors import AudioRejected, DuplicateSong, MimiError, read_error
+from bot.ingest import check_setup
 from bot.service import Mimi, import_plan
+from bot.sniff import open_regular
 from bot.store import Song
 from model_store import quiet_tensorflow_import
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 NEEDS_TENSORFLOW = ("teach", "import", "train", "guess", "eval")
+NEEDS_WEIGHTS = ("teach", "import", "guess")  # and eval with the musicnn model
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head -c1` exits with
 
 
 class UsageError(Exception):
@@ -33,10 +38,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _guild(text: str) -> int:
-    """A guild id: a non-negative integer (Discord snowflake, or 0 for local use)."""
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"guild id must be a non-negative integer, not {text!r}")
-    return int(text)
+    """A guild id: ASCII decimal digits below 2**63 (a Discord snowflake, or 0 for local use)."""
+    try:
+        return parse_guild_id(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     guild = _Parser(add_help=False)
-    guild.add_argument("--guild", type=_guild, default=0, help="server id (default 0: local)")
+    guild.add_argument(
+        "--guild",
+        type=_guild,
+        default=None,
+        help="server id (default: the only server with songs, else 0: local)",
+    )
 
     parser = _Parser(prog="mimi", description="mimi (耳): learns to tell artists apart by ear.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -96,8 +107,11 @@ def _emit(args: argparse.Namespace, payload: dict, lines: Sequence[str]) -> None
 
 async def _teach(args: argparse.Namespace, mimi: Mimi) -> int:
     results, lines, failed = [], [], 0
-    for path in args.files:
+    refused = getattr(args, "refused", {})
+    for index, path in enumerate(args.files):
         try:
+            if index in refused:  # found unusable before TensorFlow was loaded
+                raise refused[index]
             song = await mimi.teach(args.guild, args.artist, path)
         except DuplicateSong as dup:
             results.append(
@@ -177,9 +191,11 @@ async def _forget(args: argparse.Namespace, mimi: Mimi) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from bot.runner import NO_TOKEN, run_bot
+    from bot.runner import NO_TOKEN, run_bot, wait_for_token
 
     if not settings.discord_token:
+        if settings.wait_for_token:  # Docker: stay up (unhealthy) and say why, no restart loop
+            return wait_for_token(settings)
         raise MimiError(NO_TOKEN)
     quiet_tensorflow_import()
     return run_bot(settings)
@@ -207,6 +223,63 @@ def _sync(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _check_file(path: Path) -> None:
+    """Open and close `path`: it exists, is readable and is a regular file (AudioRejected)."""
+    with open_regular(path):
+        pass
+
+
+def _preflight(args: argparse.Namespace, settings: Settings) -> bool:
+    """Cheap checks before TensorFlow loads; False when no file is left to work on.
+
+    A missing set-up is one error; a missing, unreadable or special (FIFO, device) path is
+    named at once instead of after seconds of model loading.
+    """
+    if args.command in NEEDS_WEIGHTS or (args.command == "eval" and args.model == "musicnn"):
+        check_setup(settings.frontend_weights, show_path=True)
+    if args.command in ("import", "eval") and not args.folder.is_dir():
+        raise MimiError(f"{args.folder} is not a folder.", code="usage")
+    if args.command == "guess":
+        try:
+            _check_file(args.file)
+        except AudioRejected as err:
+            raise MimiError(f"{args.file.name}: {err.message}", code=err.code) from None
+    if args.command == "teach":
+        args.refused = {}
+        for index, path in enumerate(args.files):
+            try:
+                _check_file(path)
+            except AudioRejected as err:
+                args.refused[index] = err
+        return len(args.refused) < len(args.files)
+    return True
+
+
+async def _songs_by_guild(mimi: Mimi) -> dict[int, int]:
+    """Song count of every server that has songs."""
+    return {
+        guild: sum(a.songs for a in await mimi.store.artists(guild))
+        for guild in await mimi.store.guild_ids()
+    }
+
+
+async def _default_guild(args: argparse.Namespace, mimi: Mimi) -> int:
+    """The server meant when --guild is omitted: the only one with songs, else 0 (local)."""
+    counts = await _songs_by_guild(mimi)
+    if not counts:
+        return 0
+    if len(counts) == 1:
+        (guild,) = counts
+        if guild != 0 and not args.json:
+            print(
+                f"mimi: using server {guild}, the only one with songs (--guild chooses another)",
+                file=sys.stderr,
+            )
+        return guild
+    listing = ", ".join(f"{g} ({n} songs)" for g, n in sorted(counts.items()))
+    raise UsageError(f"several servers have songs, pick one with --guild: {listing}")
+
+
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     handlers = {"teach": _teach, "import": _import, "artists": _artists, "forget": _forget}
     model_handlers = {
@@ -217,9 +290,22 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "rollback": cli_model.rollback,
     }
     async with await Mimi.open(settings) as mimi:
+        if getattr(args, "guild", 0) is None:
+            args.guild = await _default_guild(args, mimi)
         if args.command in model_handlers:
             return await model_handlers[args.command](args, mimi, _emit)
         return await handlers[args.command](args, mimi)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,14 +329,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _health(args, settings)
         if args.command == "sync-commands":
             return _sync(args, settings)
-        if args.command in NEEDS_TENSORFLOW:
+        work_left = _preflight(args, settings)
+        if args.command in NEEDS_TENSORFLOW and work_left:
             quiet_tensorflow_import()
         if args.command == "eval":
             return cli_model.evaluate(args, settings, _emit)
         return asyncio.run(_dispatch(args, settings))
+    except UsageError as err:
+        print(f"mimi: usage error: {err} (see mimi --help)", file=sys.stderr)
+        return EXIT_USAGE
     except (MimiError, SettingsError) as err:
         print(f"mimi: {err}", file=sys.stderr)
         return EXIT_FAIL
+    except BrokenPipeError:  # `mimi ... | head`: the reader left; stop quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("mimi: interrupted", file=sys.stderr)
         return 130

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bot.backup import create_backup, restore_backup
+from bot.backup import MAX_BYTES, create_backup, not_writable, restore_backup
 from bot.config import Settings
 
 BACKUP_FIELDS = ("archive", "bytes", "guilds", "songs", "model_versions", "skipped_songs")
@@ -35,6 +35,29 @@ def add_commands(sub, common) -> None:
     p.add_argument(
         "--force", action="store_true", help="replace an existing database, models and cache"
     )
+    p.add_argument(
+        "--max-bytes",
+        type=byte_count,
+        default=MAX_BYTES,
+        metavar="N",
+        help="refuse an archive that would write more than N bytes (K/M/G/T suffixes; "
+        f"default {MAX_BYTES >> 30}G)",
+    )
+
+
+def byte_count(text: str) -> int:
+    """'5000', '512M', '2G' -> bytes (binary units)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text.strip().upper().rstrip("IB"), ""
+    if number[-1:] in units:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    return value
 
 
 def _size(n: int) -> str:
@@ -46,7 +69,10 @@ def backup(args: argparse.Namespace, settings: Settings, emit: Emit) -> int:
     """Write a consistent archive of the data dir."""
     out = Path(args.out)
     if args.out.endswith(("/", os.sep)):  # "backups/": a folder, created if missing
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except PermissionError as err:
+            raise not_writable(out.parent if not out.exists() else out, err) from None
     r = asyncio.run(create_backup(settings, out))
     lines = [
         f"Backed up {r['songs']} songs of {r['guilds']} servers and {r['model_versions']} model "
@@ -63,7 +89,9 @@ def backup(args: argparse.Namespace, settings: Settings, emit: Emit) -> int:
 
 def restore(args: argparse.Namespace, settings: Settings, emit: Emit) -> int:
     """Verify an archive and install it into the data dir."""
-    r = asyncio.run(restore_backup(settings, args.archive, force=args.force))
+    r = asyncio.run(
+        restore_backup(settings, args.archive, force=args.force, max_bytes=args.max_bytes)
+    )
     lines = [
         f"Restored {r['songs']} songs of {r['guilds']} servers and {r['model_versions']} model "
         f"versions from {r['archive']} (schema v{r['schema_version']}, {r['seconds']:.1f} s)."

@@ -11,6 +11,21 @@ from dotenv import dotenv_values
 
 from model_store import features
 
+# The installation's own folder (the repo root, where `make setup` writes pretrained/), so the
+# default weights do not depend on the directory mimi is started from.
+INSTALL_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FRONTEND_WEIGHTS = INSTALL_ROOT / "pretrained" / features.WEIGHTS_FILENAME
+MAX_GUILD_ID = 2**63  # Discord snowflakes are unsigned 64-bit but fit SQLite's signed INTEGER
+
+
+def parse_guild_id(text: str) -> int:
+    """A guild id written as ASCII decimal digits, 0 <= id < 2**63; ValueError otherwise."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or int(text) >= MAX_GUILD_ID:
+        raise ValueError(
+            f"guild id must be a non-negative integer (ASCII digits, below 2**63), not {text!r}"
+        )
+    return int(text)
+
 
 @dataclass(frozen=True)
 class Secret:
@@ -53,7 +68,7 @@ class Settings:
     decode_timeout_s: float = field(default=60.0, metadata={"env": "MIMI_DECODE_TIMEOUT_S"})
     ffmpeg: str = field(default="", metadata={"env": "MIMI_FFMPEG"})
     frontend_weights: Path = field(
-        default=Path("pretrained") / features.WEIGHTS_FILENAME,
+        default=DEFAULT_FRONTEND_WEIGHTS,
         metadata={"env": "MIMI_FRONTEND_WEIGHTS"},
     )
     models_keep: int = field(default=5, metadata={"env": "MIMI_MODELS_KEEP"})
@@ -70,11 +85,20 @@ class Settings:
     max_guild_minutes: float = field(default=3000.0, metadata={"env": "MIMI_MAX_GUILD_MINUTES"})
     ingest_workers: int = field(default=1, metadata={"env": "MIMI_INGEST_WORKERS"})
     log_level: str = field(default="INFO", metadata={"env": "MIMI_LOG_LEVEL"})
+    cdn_hosts: str = field(
+        default="cdn.discordapp.com,media.discordapp.net", metadata={"env": "MIMI_CDN_HOSTS"}
+    )
+    wait_for_token: bool = field(default=False, metadata={"env": "MIMI_WAIT_FOR_TOKEN"})
 
     @property
     def max_upload_bytes(self) -> int:
         """The upload size cap in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def cdn_host_set(self) -> frozenset[str]:
+        """Hosts attachments may be downloaded from: `host` (HTTPS) or `host:port` entries."""
+        return frozenset(h.strip().lower() for h in self.cdn_hosts.split(",") if h.strip())
 
     @property
     def max_song_seconds(self) -> float:
@@ -154,6 +178,12 @@ def _parse(name: str, kind: object, text: str) -> object:
             return int(text)
     except ValueError:
         raise SettingsError(f"{_env_name(name)}={text!r} is not a number") from None
+    if kind in ("bool", bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{_env_name(name)}={text!r} is not 1/0 (true/false)")
     if kind in ("Secret", Secret):
         return Secret(text)
     if kind in ("Path", Path):

@@ -113,6 +113,8 @@ def _bot(beat: dict | None, now: float, path: Path) -> Check:
     if beat is None:
         return Check("bot", False, f"no heartbeat at {path}: the bot is not running")
     pid, age = beat.get("pid"), now - float(beat.get("written_at", 0))
+    if beat.get("state") == "waiting" and pid_alive(pid):  # `mimi run` with no DISCORD_TOKEN
+        return Check("bot", False, str(beat.get("detail") or "the bot is waiting to start"))
     if beat.get("state") != "running":
         return Check("bot", False, f"the bot stopped {age:.0f} s ago")
     if not pid_alive(pid):

@@ -11,7 +11,8 @@ import numpy as np
 from bot.audio import DecodeLimits, decode
 from bot.cache import EMBEDDING, LOGMEL, SongCache, stages_with_embeddings
 from bot.config import Settings
-from bot.errors import AudioRejected
+from bot.errors import AudioRejected, MimiError
+from bot.sniff import open_regular, require_regular
 from model_store import features
 
 
@@ -60,10 +61,32 @@ class Ingested:
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes, streamed."""
     digest = hashlib.sha256()
-    with path.open("rb") as f:
+    with open_regular(path) as f:  # a FIFO or /dev/zero is refused, not hashed forever
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def missing_weights(weights: Path, *, show_path: bool = False) -> MimiError:
+    """The one setup error for absent musicnn weights (not any song's fault)."""
+    where = f" at {weights}" if show_path else ""
+    return MimiError(
+        f"Setup is incomplete: the pretrained musicnn weights are missing{where}; run "
+        "`make setup` (or `python -m model_store.convert`) or set MIMI_FRONTEND_WEIGHTS.",
+        code="setup",
+    )
+
+
+def check_setup(weights: Path | None, *, show_path: bool = False) -> None:
+    """Raise the setup error when the configured musicnn weights file is missing."""
+    if weights is not None and not Path(weights).is_file():
+        raise missing_weights(weights, show_path=show_path)
+
+
+def check_upload(path: Path, config: IngestConfig) -> None:
+    """Before any work on an upload: mimi itself is set up and `path` is a regular file."""
+    check_setup(config.weights)
+    require_regular(path)
 
 
 def usable_clips(

@@ -21,7 +21,7 @@ from bot.forgetting import (
     mask,
     redact,
 )
-from bot.ingest import IngestConfig, file_sha256, ingest_file, song_cache
+from bot.ingest import IngestConfig, check_upload, file_sha256, ingest_file, song_cache
 from bot.jobs import TrainJob
 from bot.names import display_name, name_key
 from bot.owner import owner_alive, process_token
@@ -122,6 +122,7 @@ class Mimi:
         filename: str | None = None,
     ) -> Song:
         """Decode and store one song for an artist; DuplicateSong if this guild already has it."""
+        check_upload(path, self.ingest_config)  # set up, and a regular file: before any open
         display_name(artist)  # reject a bad name before any decoding work
         existing = await self.store.find_duplicate(
             guild_id, await asyncio.to_thread(file_sha256, path)
@@ -342,14 +343,18 @@ class Mimi:
 
 
 def import_plan(folder: Path) -> list[tuple[str, Path]]:
-    """(artist, file) pairs: each sub-folder is an artist; hidden entries are ignored."""
+    """(artist, file) pairs: each sub-folder is an artist; hidden entries are ignored.
+
+    Every non-folder entry is listed, FIFOs, devices and dangling symlinks included: teaching
+    refuses them with a reason, so an import reports them as skipped instead of hiding them.
+    """
     plan = []
     for artist_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         if artist_dir.name.startswith("."):
             continue
         for path in sorted(artist_dir.rglob("*")):
             hidden = any(part.startswith(".") for part in path.relative_to(artist_dir).parts)
-            if path.is_file() and not hidden:
+            if not hidden and not path.is_dir():
                 plan.append((artist_dir.name, path))
     return plan
 

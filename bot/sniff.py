@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from bot.errors import AudioRejected
 
@@ -35,6 +38,14 @@ _NOT_AUDIO = (
     (b"Rar!", "a RAR archive"),
     (b"\x7fELF", "a program"),
     (b"MZ", "a Windows program"),
+)
+# What a path is when it is not a regular file (after following symlinks).
+_NOT_FILES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a disk device"),
+    (stat.S_ISSOCK, "a socket"),
 )
 # MPEG audio bitrates in kbit/s by (is_version_1, layer) -> table indexed by the bitrate field.
 _BITRATES = {
@@ -88,21 +99,69 @@ def _has_frames(buf: bytes, length_of, needed: int = 3) -> bool:
     return False
 
 
-def _skip_id3(path: Path, head: bytes) -> tuple[bytes, bool]:
+def _not_a_file(mode: int) -> AudioRejected:
+    """The rejection of a path that is not a regular file."""
+    what = next((name for test, name in _NOT_FILES if test(mode)), "a special file")
+    return AudioRejected(
+        f"That is {what}, not a regular file; send an audio file.", code="not_a_file"
+    )
+
+
+def _unreadable(err: OSError) -> AudioRejected:
+    """The rejection of a path that cannot be looked at or opened (same words as read_error)."""
+    return AudioRejected(f"Could not read the file ({err.strerror or err}).", code="unreadable")
+
+
+def require_regular(path: Path | str) -> os.stat_result:
+    """The stat of `path` (symlinks followed) if it is a regular file, else AudioRejected.
+
+    Called before a path is opened: a FIFO would block the open, /dev/zero never ends.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise _unreadable(err) from err
+    if not stat.S_ISREG(info.st_mode):
+        raise _not_a_file(info.st_mode)
+    return info
+
+
+def open_regular(path: Path | str) -> BinaryIO:
+    """Open a regular file for reading; AudioRejected for anything else.
+
+    The open never blocks (O_NONBLOCK) and the opened file is checked again, so a path
+    swapped for a FIFO or a device between the check and the open is refused too.
+    """
+    require_regular(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise _unreadable(err) from err
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_a_file(mode)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def _skip_id3(f: BinaryIO, head: bytes) -> tuple[bytes, bool]:
     """The bytes after any ID3v2 tags (which may be huge) and whether there were any."""
     offset, tags = 0, 0
-    with path.open("rb") as f:
-        while head[:3] == b"ID3" and len(head) >= 10:
-            if tags == _MAX_ID3_TAGS:  # a stack of empty tags is a trap, not a song
-                return b"", True
-            size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
-            offset += 10 + size + (10 if head[5] & 0x10 else 0)
-            tags += 1
-            f.seek(offset)
-            head = f.read(10)  # just the next header; the audio's head is read once below
-        if tags:
-            f.seek(offset)
-            head = f.read(_HEAD_BYTES)
+    while head[:3] == b"ID3" and len(head) >= 10:
+        if tags == _MAX_ID3_TAGS:  # a stack of empty tags is a trap, not a song
+            return b"", True
+        size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+        offset += 10 + size + (10 if head[5] & 0x10 else 0)
+        tags += 1
+        f.seek(offset)
+        head = f.read(10)  # just the next header; the audio's head is read once below
+    if tags:
+        f.seek(offset)
+        head = f.read(_HEAD_BYTES)
     return head, tags > 0
 
 
@@ -132,11 +191,11 @@ def _describe_other(head: bytes) -> str:
 
 def sniff(path: Path) -> str:
     """The audio format of the file at `path` (a key of DEMUXERS), or AudioRejected saying why."""
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         head = f.read(_HEAD_BYTES)
-    if not head:
-        raise AudioRejected("The file is empty (0 bytes).", code="empty")
-    head, tagged = _skip_id3(path, head)
+        if not head:
+            raise AudioRejected("The file is empty (0 bytes).", code="empty")
+        head, tagged = _skip_id3(f, head)
     if head[:4] == b"fLaC":
         return "flac"
     if head[:4] == b"OggS":

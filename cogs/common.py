@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import discord
+import yarl
 from discord import app_commands
 
 from bot.audio import describe_seconds
+from bot.cache import tmp_prefix
+from bot.config import Settings
 from bot.errors import MimiError
+from bot.owner import process_token
 
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
 
@@ -38,29 +45,139 @@ def shown_filename(name: str, limit: int = 100) -> str:
     return safe(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
+# Attachment downloads: only from Discord's CDN, streamed to disk, never more than was declared.
+DEFAULT_CDN_HOSTS = Settings().cdn_host_set
+DOWNLOAD_SLACK_BYTES = 64 * 1024  # Discord's declared size is exact; this only absorbs rounding
+DOWNLOAD_CHUNK_BYTES = 1 << 20  # bytes gathered before one write in a thread
+DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=600, sock_connect=15, sock_read=60)
+_cdn_hosts: frozenset[str] = DEFAULT_CDN_HOSTS
+
+
+def configure_downloads(settings: Settings) -> None:
+    """Use the settings' MIMI_CDN_HOSTS for every later download (`mimi run` calls this)."""
+    global _cdn_hosts
+    _cdn_hosts = settings.cdn_host_set
+
+
+def cdn_hosts() -> frozenset[str]:
+    """The allowed attachment hosts: MIMI_CDN_HOSTS, plus the Discord-compatible server the bot
+    talks to when DISCORD_API_BASE points elsewhere (it serves its own attachments)."""
+    api = yarl.URL(discord.http.Route.BASE)
+    if api.host is None or api.host == "discord.com":
+        return _cdn_hosts
+    return _cdn_hosts | {f"{api.host}:{api.port}".lower()}
+
+
+def from_cdn(url: str, hosts: frozenset[str] | None = None) -> bool:
+    """True if `url` is served by an allowed host: `host` means HTTPS on 443, `host:port` that
+    port over HTTP(S). No userinfo, no other scheme."""
+    try:
+        parsed = yarl.URL(url)
+    except (TypeError, ValueError):
+        return False
+    host = (parsed.host or "").lower()
+    if parsed.scheme not in ("http", "https") or not host or parsed.user or parsed.password:
+        return False
+    hosts = cdn_hosts() if hosts is None else hosts
+    if parsed.scheme == "https" and parsed.port == 443 and host in hosts:
+        return True
+    return f"{host}:{parsed.port}" in hosts
+
+
+def _megabytes(size: int) -> str:
+    """A byte count for replies: 12 KB, 3.4 MB."""
+    return f"{size / 2**10:.0f} KB" if size < 2**20 else f"{size / 2**20:.1f} MB"
+
+
+def _too_big(attachment: discord.Attachment, detail: str) -> MimiError:
+    return MimiError(
+        f"{shown_filename(attachment.filename)} is too big ({detail}).", code="too_big"
+    )
+
+
+def _not_from_discord(attachment: discord.Attachment) -> MimiError:
+    return MimiError(
+        f"{shown_filename(attachment.filename)} is not from Discord (its address is not on "
+        "Discord's file server), so I won't download it.",
+        code="not_discord",
+    )
+
+
 def check_size(attachment: discord.Attachment, max_bytes: int) -> None:
-    """Refuse an attachment over the size limit before downloading a byte of it."""
+    """Refuse an attachment over the size limit, or not on Discord's CDN, before downloading a
+    byte of it."""
     if attachment.size > max_bytes:
-        raise MimiError(
-            f"{shown_filename(attachment.filename)} is too big "
-            f"({attachment.size / 2**20:.1f} MB; "
-            f"the limit is {max_bytes / 2**20:.0f} MB).",
-            code="too_big",
+        raise _too_big(
+            attachment,
+            f"{_megabytes(attachment.size)}; the limit is {max_bytes / 2**20:.0f} MB",
         )
+    if not from_cdn(attachment.url):
+        raise _not_from_discord(attachment)
 
 
 @contextlib.asynccontextmanager
-async def downloaded(attachment: discord.Attachment, folder: Path) -> AsyncIterator[Path]:
-    """The attachment saved to a private temporary file, removed afterwards."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        path = Path(tmp) / "upload"
-        try:
-            data = await attachment.read()
-        except discord.HTTPException:
-            raise MimiError("I couldn't download that attachment; please try again.") from None
-        path.write_bytes(data)
+async def downloaded(
+    attachment: discord.Attachment, folder: Path, *, max_bytes: int | None = None
+) -> AsyncIterator[Path]:
+    """The attachment saved to a private temporary file, removed afterwards.
+
+    Only from Discord's CDN (`cdn_hosts`), without following redirects; streamed to disk in
+    chunks written by a thread, so the event loop never waits on the disk and memory stays at a
+    chunk. It stops with "too big" once more than the declared size (+ slack), or `max_bytes`,
+    arrived: a declared size cannot hide a bigger body."""
+    if not from_cdn(attachment.url):
+        raise _not_from_discord(attachment)
+    limit = attachment.size + DOWNLOAD_SLACK_BYTES
+    if max_bytes is not None:
+        limit = min(limit, max_bytes)
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    prefix = tmp_prefix(process_token())  # a start-up sweep elsewhere spares it while we run
+    tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix, dir=folder))
+    try:
+        path = tmp / "upload"
+        await _fetch(attachment, path, limit)
         yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, tmp, True)
+
+
+async def _fetch(attachment: discord.Attachment, path: Path, limit: int) -> None:
+    """Stream `attachment.url` into `path`, refusing more than `limit` bytes."""
+    failed = MimiError("I couldn't download that attachment; please try again.")
+    headers = {"Accept-Encoding": "identity"}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=DOWNLOAD_TIMEOUT, auto_decompress=False) as session,
+            session.get(attachment.url, headers=headers, allow_redirects=False) as resp,
+        ):
+            if resp.status != 200:
+                raise failed
+            if resp.content_length is not None and resp.content_length > limit:
+                raise _too_big(
+                    attachment,
+                    f"{_megabytes(resp.content_length)} to download, but Discord said it is "
+                    f"{_megabytes(attachment.size)}",
+                )
+            with await asyncio.to_thread(path.open, "wb") as out:
+                received, pending, pending_bytes = 0, [], 0
+                async for chunk in resp.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
+                    received += len(chunk)
+                    if received > limit:
+                        raise _too_big(
+                            attachment,
+                            f"more than {_megabytes(limit)} arrived, but Discord said it is "
+                            f"{_megabytes(attachment.size)}; I stopped there",
+                        )
+                    pending.append(chunk)
+                    pending_bytes += len(chunk)
+                    if pending_bytes >= DOWNLOAD_CHUNK_BYTES:
+                        await asyncio.to_thread(out.write, b"".join(pending))
+                        pending, pending_bytes = [], 0
+                if pending:
+                    await asyncio.to_thread(out.write, b"".join(pending))
+                await asyncio.to_thread(out.flush)
+    except (aiohttp.ClientError, TimeoutError):
+        raise failed from None
 
 
 async def artist_choices(

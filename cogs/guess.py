@@ -57,7 +57,8 @@ class Guess(commands.Cog):
         await defer_public(interaction)
         data = self.bot.settings.data_dir
         with data_writes(data):  # the download may hit a full or read-only disk
-            async with downloaded(clip, data / "tmp") as path:
+            limit = self.bot.settings.max_upload_bytes
+            async with downloaded(clip, data / "tmp", max_bytes=limit) as path:
                 result = await self.bot.mimi.guess(
                     interaction.guild_id, path, run=self.bot.inference.pool.run
                 )

@@ -50,7 +50,8 @@ class Teach(commands.Cog):
         for upload in uploads:
             try:
                 with data_writes(data):  # the download itself may hit a full or read-only disk
-                    async with downloaded(upload, data / "tmp") as path:
+                    limit = self.bot.settings.max_upload_bytes
+                    async with downloaded(upload, data / "tmp", max_bytes=limit) as path:
                         stored = await self.bot.mimi.teach(
                             interaction.guild_id,
                             name,

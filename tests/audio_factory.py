@@ -60,3 +60,16 @@ def encode(
     )
     src.unlink()
     return out
+
+
+def encode_tagged(
+    path: Path, *, seconds: float, rate: int = 44100, title: str, args: list[str] | None = None
+) -> Path:
+    """A WAV (or `args`-encoded) file of `seconds` at `rate` whose title tag is `title`."""
+    src = path.with_name(path.stem + ".src.wav")
+    write_wav(src, synth(seconds, rate=rate), rate)
+    cmd = [find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-i", str(src)]
+    cmd += ["-metadata", f"title={title}", *(args or ["-c:a", "pcm_s16le"]), str(path)]
+    subprocess.run(cmd, check=True)
+    src.unlink()
+    return path

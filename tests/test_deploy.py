@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import selectors
 import shlex
+import signal
 import subprocess
+import sys
+import threading
+import time
 from functools import cache
 from pathlib import Path
 
@@ -13,6 +20,9 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from bot.cli import build_parser
+from bot.config import Settings
+from bot.health import read_heartbeat
+from bot.runner import NO_TOKEN_HEALTH, wait_for_token
 from model_store.features import WEIGHTS_FILENAME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,3 +262,154 @@ def test_healthcheck_command_exists_in_the_cli() -> None:
     _, command = healthcheck()
     args = build_parser().parse_args(command[command.index("mimi") + 1 :])
     assert args.command == "health"
+
+
+def compose_environment() -> dict[str, str]:
+    """The service's `environment:` as a dict (map or list syntax)."""
+    env = compose_service().get("environment") or {}
+    return dict(e.split("=", 1) for e in env) if isinstance(env, list) else env
+
+
+def test_compose_and_image_wait_for_a_missing_token() -> None:
+    """A .env without DISCORD_TOKEN must not become a restart loop: compose and the image both
+    turn on MIMI_WAIT_FOR_TOKEN, which parses as true."""
+    composed = str(compose_environment().get("MIMI_WAIT_FOR_TOKEN"))
+    image = DockerfileParser(str(ROOT / "Dockerfile")).envs.get("MIMI_WAIT_FOR_TOKEN")
+    for value in (composed, image):
+        assert value is not None
+        assert Settings.load(environ={"MIMI_WAIT_FOR_TOKEN": value}, env_file=None).wait_for_token
+
+
+def test_compose_file_parses_in_compose_v1() -> None:
+    """Debian's docker-compose 1.29 reads the file as well as `docker compose` v2: no key newer
+    than 1.27's Compose-spec support (top-level `name:` needs 1.28+/v2, `profiles` 1.28,
+    long-syntax `env_file` with `required` 2.24), and keys that v1 knows."""
+    data = compose()
+    assert set(data) <= {"services", "volumes"}, set(data)
+    service = compose_service()
+    v1_service_keys = {
+        "build", "image", "env_file", "environment", "volumes", "restart", "init", "mem_limit",
+        "stop_grace_period", "logging", "healthcheck", "command", "ports",
+    }  # fmt: skip
+    assert set(service) <= v1_service_keys, set(service) - v1_service_keys
+    env_file = service["env_file"]
+    assert all(isinstance(e, str) for e in (env_file if isinstance(env_file, list) else [env_file]))
+    assert all(isinstance(v, str) for v in compose_environment().values())
+
+
+def _mimi_env(data: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIMI_", "DISCORD_"))}
+    return {**env, "MIMI_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _read_until(proc: subprocess.Popen, text: str, timeout: float) -> str:
+    """stderr of `proc` until `text` appears (or the process ends / time runs out)."""
+    seen, deadline = "", time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        while text not in seen and time.monotonic() < deadline:
+            if sel.select(timeout=0.2):
+                chunk = os.read(proc.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                seen += chunk.decode(errors="replace")
+    return seen
+
+
+def test_run_without_token_waits_unhealthy_until_sigterm(tmp_path: Path) -> None:
+    """`mimi run` with MIMI_WAIT_FOR_TOKEN=1 and no token says what to put in .env, stays up,
+    `mimi health` fails (the heartbeat says no DISCORD_TOKEN), and SIGTERM ends it with 0."""
+    data = tmp_path / "data"
+    env = _mimi_env(data, MIMI_WAIT_FOR_TOKEN="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,  # no .env here
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        said = _read_until(proc, "DISCORD_TOKEN=<your bot token> in .env", 60)
+        assert "DISCORD_TOKEN is not set" in said and "Waiting" in said, said
+        time.sleep(3)
+        assert proc.poll() is None, "mimi run exited instead of waiting"
+        beat = read_heartbeat(data / "health.json")
+        assert beat and beat["state"] == "waiting" and beat["pid"] == proc.pid
+        assert "no DISCORD_TOKEN" in beat["detail"]
+        health = subprocess.run(
+            [sys.executable, "-m", "bot", "health"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert health.returncode == 1, health.stdout + health.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert read_heartbeat(data / "health.json")["state"] == "stopped"
+
+
+def test_health_names_the_missing_token(tmp_path: Path) -> None:
+    """`mimi health` on a waiting heartbeat fails with "no DISCORD_TOKEN" as the bot's detail."""
+    import asyncio
+
+    from bot.health import check
+
+    settings = Settings.load(environ={}, env_file=None, data_dir=tmp_path / "data")
+    stop = threading.Event()
+    waiter = threading.Thread(target=wait_for_token, args=(settings,), kwargs={"stop": stop})
+    waiter.start()
+    try:
+        deadline = time.monotonic() + 10
+        while read_heartbeat(tmp_path / "data" / "health.json") is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        report = asyncio.run(check(settings))
+    finally:
+        stop.set()
+        waiter.join()
+    bot = next(c for c in report.checks if c.name == "bot")
+    assert not report.ok and not bot.ok
+    assert bot.detail == NO_TOKEN_HEALTH
+
+
+def test_wait_for_token_repeats_the_instruction(tmp_path: Path) -> None:
+    """The instruction is logged once per interval (a minute by default), not once or in a loop."""
+    settings = Settings.load(environ={}, env_file=None, data_dir=tmp_path / "data")
+    stop, said = threading.Event(), []
+
+    class Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "DISCORD_TOKEN is not set" in record.getMessage():
+                said.append(time.monotonic())
+                if len(said) == 3:
+                    stop.set()
+
+    handler, logger = Said(logging.WARNING), logging.getLogger("bot.runner")
+    logger.addHandler(handler)
+    try:
+        assert wait_for_token(settings, log_every_s=0.2, beat_every_s=0.05, stop=stop) == 0
+    finally:
+        logger.removeHandler(handler)
+    assert said[2] - said[0] >= 0.4 - 0.01  # three lines, an interval apart
+    assert read_heartbeat(tmp_path / "data" / "health.json")["state"] == "stopped"
+
+
+def test_run_without_token_or_setting_still_exits(tmp_path: Path) -> None:
+    """Without MIMI_WAIT_FOR_TOKEN, `mimi run` keeps today's one-line error and exit 1."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        env=_mimi_env(tmp_path / "data"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "DISCORD_TOKEN is not set" in done.stderr

@@ -464,12 +464,13 @@ BAD_ARCHIVES = {
         r"holds a link \('cache/7/ab/x'\), which a mimi backup never has",
     ),
     "unlisted": (
-        lambda src, d: rebuild(src, d / "a.tar", with_member("cache/7/ab/audio.flac")),
-        r"is damaged: cache/7/ab/audio\.flac is not in its manifest",
+        lambda src, d: rebuild(src, d / "a.tar", with_member(f"cache/7/{'ab' * 32}/audio.flac")),
+        rf"is damaged: cache/7/{'ab' * 32}/audio\.flac is not in its manifest",
     ),
     "newer schema": (
         lambda src, d: rebuild(src, d / "a.tar", newer_schema),
-        r"comes from a newer mimi \(schema v99, this mimi knows v1\); upgrade mimi first",
+        rf"comes from a newer mimi \(schema v99, this mimi knows v{len(MIGRATIONS)}\); "
+        "upgrade mimi first",
     ),
     "missing": (lambda src, d: d / "nothing.tar", r"The backup .*nothing\.tar does not exist"),
 }

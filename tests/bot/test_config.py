@@ -54,3 +54,29 @@ def test_env_example_documents_every_setting() -> None:
     text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     missing = [f.metadata["env"] for f in fields(Settings) if f.metadata["env"] not in text]
     assert missing == []
+
+
+def test_default_weights_belong_to_the_installation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weights default is the repo's pretrained/ file, wherever mimi is started from."""
+    from bot.config import DEFAULT_FRONTEND_WEIGHTS
+    from model_store.features import WEIGHTS_FILENAME
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)
+    s = Settings.load(environ={}, env_file=None)
+    assert s.frontend_weights == DEFAULT_FRONTEND_WEIGHTS == root / "pretrained" / WEIGHTS_FILENAME
+    assert s.frontend_weights.is_absolute()
+    moved = Settings.load(environ={"MIMI_FRONTEND_WEIGHTS": str(tmp_path / "w.h5")}, env_file=None)
+    assert moved.frontend_weights == tmp_path / "w.h5"  # the setting still wins
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999", str(2**63), "\uff15", "", " 5", "+5"])
+def test_guild_ids_outside_ascii_snowflakes_are_refused(text: str) -> None:
+    """parse_guild_id takes ASCII digits below 2**63 only."""
+    from bot.config import parse_guild_id
+
+    with pytest.raises(ValueError, match="guild id must be"):
+        parse_guild_id(text)
+    assert parse_guild_id(str(2**63 - 1)) == 2**63 - 1 and parse_guild_id("0") == 0

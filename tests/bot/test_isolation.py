@@ -100,6 +100,7 @@ class GuildModel:
     songs: dict[int, tuple[str, AudioFile]] = field(default_factory=dict)  # id -> (key, file)
     names: dict[str, str] = field(default_factory=dict)  # artist key -> display name
     models: list[tuple[int, dict[str, list[int]]]] = field(default_factory=list)
+    model_keys: dict[int, dict[str, set[str]]] = field(default_factory=dict)  # audio keys used
     runs: list[tuple[str, str, int | None]] = field(default_factory=list)  # oldest first
 
     def snapshot(self) -> dict[str, list[int]]:
@@ -108,6 +109,23 @@ class GuildModel:
         for song_id, (key, _) in sorted(self.songs.items()):
             out.setdefault(self.names[key], []).append(song_id)
         return out
+
+    def snapshot_keys(self) -> dict[str, set[str]]:
+        """Display name -> audio keys, as a training now would record them."""
+        out: dict[str, set[str]] = {}
+        for key, audio in self.songs.values():
+            out.setdefault(self.names[key], set()).add(audio.audio_key)
+        return out
+
+    def served_artists(self) -> set[str] | None:
+        """The latest model's artists that may still be named (a stored song it learned them
+        from remains); None when it is withdrawn (fewer than 2) or there is no model."""
+        if not self.models:
+            return None
+        live = {a.audio_key for _, a in self.songs.values()}
+        used = self.model_keys[self.models[-1][0]]
+        names = {name for name, keys in used.items() if keys & live}
+        return names if len(names) >= 2 else None
 
     def forget(self, song_id: int) -> None:
         """Drop a song, and its artist when it was the last one."""
@@ -267,6 +285,7 @@ class IsolationMachine(RuleBasedStateMachine):
         assert self.run(cli_model.train(args, self.mimi, lambda *_: None)) == 0
         version = model.models[-1][0] + 1 if model.models else 1
         model.models.append((version, model.snapshot()))
+        model.model_keys[version] = model.snapshot_keys()
         model.runs.append(("succeeded", "cli", version))
         self.touched.add(guild)
         for g in GUILDS:  # answers only from this guild's new model; NoModel where none
@@ -374,12 +393,13 @@ class IsolationMachine(RuleBasedStateMachine):
             assert stats["guild"] == guild and stats["songs"] == len(model.songs)
             assert stats["clips"] == sum(a.clips for _, a in model.songs.values())
             assert {a["name"] for a in stats["artists"]} == set(expected)
-            if model.models:
-                version, snapshot = model.models[-1]
-                assert stats["model"]["version"] == version
-                assert set(stats["model"]["artists"]) == set(snapshot)
+            served = model.served_artists()  # forgotten artists are never shown
+            if served is not None:
+                assert stats["model"]["version"] == model.models[-1][0]
+                assert set(stats["model"]["artists"]) == served
             else:
                 assert stats["model"] is None
+                assert stats["model_withdrawn"] == bool(model.models)
             runs = [(r["status"], r["reason"], r["model_version"]) for r in stats["runs"]]
             assert runs == model.runs[::-1][:5]
             all_runs = self.run(store.runs(guild, limit=1000))

@@ -47,6 +47,9 @@ class Attachment(dict):
     """A hosted file, as the attachment object Discord sends (dict), plus typed accessors."""
 
     data: bytes
+    # add_stream: (bytes to serve, chunk size, send Content-Length); served lazily, never held
+    stream: tuple[int, int, bool] | None = None
+    served: int = 0  # body bytes the CDN route wrote for this file (all requests)
 
     @property
     def id(self) -> int:
@@ -364,6 +367,26 @@ class DiscordStandIn:
         """Host ``data`` on the CDN route; pass the result as an option value to invoke()."""
         self._require_started()
         return self._host(name, data, content_type, channel_id=0)
+
+    def add_stream(
+        self,
+        name: str,
+        *,
+        declared: int,
+        serves: int,
+        chunk: int = 1 << 20,
+        content_length: bool = False,
+        content_type: str = "application/octet-stream",
+    ) -> Attachment:
+        """An attachment whose object says ``size: declared`` while the CDN route serves
+        ``serves`` bytes, generated lazily in ``chunk``-byte pieces (nothing is held in memory).
+        Without ``content_length`` the body is chunked, so only counting the bytes tells its size.
+        ``served`` counts what was written before the client hung up."""
+        self._require_started()
+        att = self._host(name, b"", content_type, channel_id=0)
+        att["size"] = declared
+        att.stream = (serves, chunk, content_length)
+        return att
 
     def fail_next(
         self,
@@ -792,7 +815,22 @@ class DiscordStandIn:
             rec.status = 404
             return web.Response(status=404, text="Not Found")
         rec.status = 200
-        return web.Response(body=att.data, headers={"Content-Type": att.content_type})
+        resp = web.StreamResponse(headers={"Content-Type": att.content_type})
+        total, chunk, with_length = att.stream or (len(att.data), 256 * 1024, True)
+        if with_length:
+            resp.content_length = total
+        await resp.prepare(request)
+        piece = b"\0" * chunk if att.stream else b""
+        try:  # in pieces, as a CDN streams it: the client can stop reading (and hang up) early
+            for start in range(0, total, chunk):
+                size = min(chunk, total - start)
+                body = piece[:size] if att.stream else att.data[start : start + size]
+                await resp.write(body)
+                att.served += size
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):  # RuntimeError: aiohttp's "closing transport"
+            pass
+        return resp
 
     def _build_routes(self) -> list[tuple[str, re.Pattern[str], Handler]]:
         S = r"([^/]+)"
