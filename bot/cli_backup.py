@@ -9,8 +9,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bot.backup import MAX_BYTES, create_backup, not_writable, restore_backup
+from bot.backup import create_backup, not_writable
 from bot.config import Settings
+from bot.restore import MAX_BYTES, restore_backup
 
 BACKUP_FIELDS = ("archive", "bytes", "guilds", "songs", "model_versions", "skipped_songs")
 RESTORE_FIELDS = ("archive", "guilds", "songs", "model_versions", "schema_version")

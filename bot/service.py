@@ -83,7 +83,7 @@ class Mimi:
     @classmethod
     async def open(cls, settings: Settings, run: Runner | None = None) -> Mimi:
         """Open the store under the data dir and tidy cache files no song owns."""
-        from bot.backup import sweep_leftovers  # what killed restores left behind
+        from bot.backup_files import sweep_leftovers  # what killed restores left behind
 
         with data_writes(settings.data_dir):  # a read-only or full disk: say so plainly
             store = await Store.open(settings.db_path)

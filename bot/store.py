@@ -455,7 +455,7 @@ class Store:
             for r in rows
         ]
 
-    # --- restore checks (bot/backup.py) ------------------------------------------------
+    # --- restore checks (bot/restore_checks.py) ----------------------------------------
 
     @staticmethod
     def _q(name: str) -> str:

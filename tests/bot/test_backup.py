@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot import backup, cli
+from bot import backup, backup_files, cli
 from bot.cache import AUDIO_FILE, EMBEDDING, LOGMEL, stages_with_embeddings
 from bot.config import Settings
 from bot.health import heartbeat_path, write_heartbeat
@@ -384,7 +384,7 @@ def newer_schema(members):
     """An edit setting the database's schema to v99, with a consistent manifest."""
     out = []
     for info, data in members:
-        if info.name == backup.DB_MEMBER:
+        if info.name == backup_files.DB_MEMBER:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "db.sqlite3"
                 path.write_bytes(data)
@@ -399,16 +399,16 @@ def newer_schema(members):
 def reseal(members):
     """Recompute the manifest's member checksums and its own checksum."""
     files = {i.name: d for i, d in members}
-    manifest = json.loads(files[backup.MANIFEST])
+    manifest = json.loads(files[backup_files.MANIFEST])
     for name, data in files.items():
-        if name != backup.MANIFEST:
+        if name != backup_files.MANIFEST:
             manifest["members"][name] = {
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "size": len(data),
             }
-    manifest["manifest_sha256"] = backup.manifest_digest(manifest)
+    manifest["manifest_sha256"] = backup_files.manifest_digest(manifest)
     text = json.dumps(manifest).encode()
-    return [(i, text if i.name == backup.MANIFEST else d) for i, d in members]
+    return [(i, text if i.name == backup_files.MANIFEST else d) for i, d in members]
 
 
 def flip(archive: Path, dest: Path, at) -> Path:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import backup, cli
+from bot import backup, backup_files, cli, restore_checks
 from bot.cache import AUDIO_FILE, SongCache
 from bot.config import Settings
 from bot.owner import process_token
@@ -214,15 +214,15 @@ def test_failed_fresh_restore_on_mount_points_leaves_nothing(
 def reseal(members: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
     """Recompute the manifest's member checksums and its own checksum."""
     files = {i.name: d for i, d in members}
-    manifest = json.loads(files[backup.MANIFEST])
+    manifest = json.loads(files[backup_files.MANIFEST])
     manifest["members"] = {
         name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
         for name, data in files.items()
-        if name != backup.MANIFEST
+        if name != backup_files.MANIFEST
     }
-    manifest["manifest_sha256"] = backup.manifest_digest(manifest)
+    manifest["manifest_sha256"] = backup_files.manifest_digest(manifest)
     text = json.dumps(manifest).encode()
-    return [(i, text if i.name == backup.MANIFEST else d) for i, d in members]
+    return [(i, text if i.name == backup_files.MANIFEST else d) for i, d in members]
 
 
 def write_tar(dest: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
@@ -240,7 +240,7 @@ def edit_db(src: Path, dest: Path, sql: str, cache_key: str | None = None) -> Pa
         members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
     out = []
     for info, data in members:
-        if info.name == backup.DB_MEMBER:
+        if info.name == backup_files.DB_MEMBER:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "db.sqlite3"
                 path.write_bytes(data)
@@ -331,7 +331,7 @@ def test_expected_schema_comes_from_a_fresh_store(tmp_path: Path) -> None:
     a database migrated from v1 matches it."""
     from bot.migrations import MIGRATIONS
 
-    expected = asyncio.run(backup.expected_schema())
+    expected = asyncio.run(restore_checks.expected_schema())
     assert {"guilds", "artists", "songs", "clips", "training_runs"} <= set(expected["tables"])
     old = tmp_path / "v1.sqlite3"
     db = sqlite3.connect(old, isolation_level=None)
@@ -345,7 +345,7 @@ def test_expected_schema_comes_from_a_fresh_store(tmp_path: Path) -> None:
         finally:
             await store.close()
 
-    assert backup.schema_difference(expected, asyncio.run(migrated())) is None
+    assert restore_checks.schema_difference(expected, asyncio.run(migrated())) is None
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -440,11 +440,11 @@ GIB = 1 << 30
 def manifest_for(members: dict[str, tuple[str, int]]) -> bytes:
     """An honest, correctly sealed manifest for (sha256, size) members."""
     manifest = {
-        "format": backup.FORMAT, "format_version": 1, "schema_version": 1,
+        "format": backup_files.FORMAT, "format_version": 1, "schema_version": 1,
         "created_at": "2026-01-01T00:00:00+00:00", "counts": {}, "skipped_songs": [],
         "members": {n: {"sha256": s, "size": z} for n, (s, z) in members.items()},
     }  # fmt: skip
-    manifest["manifest_sha256"] = backup.manifest_digest(manifest)
+    manifest["manifest_sha256"] = backup_files.manifest_digest(manifest)
     return json.dumps(manifest).encode()
 
 
@@ -458,13 +458,13 @@ def gzip_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sha = hashlib.sha256()
     for _ in range(copies):
         sha.update(zeros)
-    info = tarfile.TarInfo(backup.DB_MEMBER)
+    info = tarfile.TarInfo(backup_files.DB_MEMBER)
     info.size = chunk * copies
     block = gzip.compress(zeros, 9)
-    manifest = manifest_for({backup.DB_MEMBER: (sha.hexdigest(), info.size)})
+    manifest = manifest_for({backup_files.DB_MEMBER: (sha.hexdigest(), info.size)})
     tail = io.BytesIO()
     with tarfile.open(fileobj=tail, mode="w") as tar:
-        m = tarfile.TarInfo(backup.MANIFEST)
+        m = tarfile.TarInfo(backup_files.MANIFEST)
         m.size = len(manifest)
         tar.addfile(m, io.BytesIO(manifest))
     with path.open("wb") as f:
@@ -482,14 +482,14 @@ def sparse_tar(folder: Path) -> Path:
     """A ~10 KB GNU tar whose database member is a sparse file claiming 2 GiB (GNU tar -S)."""
     src = folder / "src"
     src.mkdir()
-    with (src / backup.DB_MEMBER).open("wb") as f:
+    with (src / backup_files.DB_MEMBER).open("wb") as f:
         f.truncate(2 * GIB)
-    manifest = manifest_for({backup.DB_MEMBER: (hashlib.sha256(b"").hexdigest(), 2 * GIB)})
-    (src / backup.MANIFEST).write_bytes(manifest)
+    manifest = manifest_for({backup_files.DB_MEMBER: (hashlib.sha256(b"").hexdigest(), 2 * GIB)})
+    (src / backup_files.MANIFEST).write_bytes(manifest)
     out = folder / "sparse.tar"
     subprocess.run(
         ["tar", "--sparse", "--format=gnu", "-cf", str(out), "-C", str(src),
-         backup.DB_MEMBER, backup.MANIFEST],
+         backup_files.DB_MEMBER, backup_files.MANIFEST],
         check=True,
     )  # fmt: skip
     return out
@@ -511,7 +511,7 @@ def test_tar_bombs_are_refused_without_writing(
         bad = sparse_tar(tmp_path)
         assert bad.stat().st_size < 64 << 10
         with tarfile.open(bad) as tar:
-            assert tar.getmember(backup.DB_MEMBER).issparse()
+            assert tar.getmember(backup_files.DB_MEMBER).issparse()
         message = r"holds a sparse file \('mimi\.sqlite3'\)"
     else:
         bad, message, extra = (
@@ -540,7 +540,7 @@ def test_manifest_is_read_first_even_though_it_is_written_last(
     the archive is extracted (the manifest sits at the end of the tar)."""
     with tarfile.open(archives["a"]) as tar:
         members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
-    assert members[-1][0].name == backup.MANIFEST
+    assert members[-1][0].name == backup_files.MANIFEST
     sealed = reseal(members)
     names = [i.name for i, _ in sealed]
     audio = next(i for i, n in enumerate(names) if n.endswith(AUDIO_FILE))
@@ -568,12 +568,12 @@ def plant(data: Path, token: str, *, committed: bool, phase: str = "in") -> None
     """What a restore killed mid-install leaves: staging in data/ (with the database), the old
     cache set aside and the new one moved in (phase "in"), and models staging."""
     (data / f".restore-{token}").mkdir()
-    (data / f".restore-{token}" / backup.DB_MEMBER).write_bytes(b"staged")
+    (data / f".restore-{token}" / backup_files.DB_MEMBER).write_bytes(b"staged")
     if committed:
-        (data / f".restore-{token}" / backup.COMMITTED).touch()
+        (data / f".restore-{token}" / backup_files.COMMITTED).touch()
     aside = data / "cache" / f".replaced-{token}"
     aside.mkdir(parents=True)
-    (aside / backup.PHASE_FILE).write_text(phase)
+    (aside / backup_files.PHASE_FILE).write_text(phase)
     (aside / "99").mkdir()
     (aside / "99" / "old").write_text("old cache")
     (data / "cache" / "98").mkdir()
@@ -616,7 +616,7 @@ def test_leftovers_of_killed_restores_are_swept_at_start(tmp_path: Path) -> None
     reused = f"{os.getpid()}_1-0badf00d"  # this pid, but another process's start time
     (tmp_path / "reused" / "models").mkdir(parents=True)
     plant(tmp_path / "reused", reused, committed=True)
-    assert backup.sweep_leftovers(settings_for(tmp_path / "reused")) == [f".restore-{reused}"]
+    assert backup_files.sweep_leftovers(settings_for(tmp_path / "reused")) == [f".restore-{reused}"]
 
 
 def test_restore_sweeps_dead_leftovers_and_refuses_beside_a_live_one(
