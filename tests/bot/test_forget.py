@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from bot.config import Settings
 from bot.inference import guess_config
 from bot.jobs import guess_file, train_job
 from bot.service import Mimi
@@ -28,13 +31,38 @@ async def teach_three(mimi: Mimi, tmp_path: Path, songs: int = 2) -> dict[str, l
     return ids
 
 
+@pytest.fixture(scope="module")
+def taught_dir(tmp_path_factory: pytest.TempPathFactory, frontend_weights: Path):
+    """A data dir with three artists taught and a model v1 trained on all of them (made once;
+    each test works on its own copy); the song ids by artist."""
+    root = tmp_path_factory.mktemp("taught")
+    settings = Settings.load(
+        environ={}, env_file=None, data_dir=root / "data", frontend_weights=frontend_weights
+    )
+
+    async def build() -> dict[str, list[int]]:
+        async with await Mimi.open(settings) as mimi:
+            ids = await teach_three(mimi, root)
+            meta = train_job(await mimi.training_job(GUILD))
+            assert meta["artists"] == ["Chime", "Drone", "Pulse"]
+            return ids
+
+    return settings.data_dir, asyncio.run(build())
+
+
 @pytest.fixture
-async def trained(mimi: Mimi, tmp_path: Path) -> dict[str, list[int]]:
-    """Three artists taught and a model v1 trained on all of them."""
-    ids = await teach_three(mimi, tmp_path)
-    meta = train_job(await mimi.training_job(GUILD))
-    assert meta["artists"] == ["Chime", "Drone", "Pulse"]
-    return ids
+async def mimi(settings: Settings, taught_dir):
+    """The service opened on this test's own copy of the taught data dir."""
+    shutil.copytree(taught_dir[0], settings.data_dir)
+    service = await Mimi.open(settings)
+    yield service
+    await service.close()
+
+
+@pytest.fixture
+def trained(taught_dir) -> dict[str, list[int]]:
+    """The song ids by artist of the taught data dir."""
+    return taught_dir[1]
 
 
 def clip_of(tmp_path: Path, artist: str) -> Path:
