@@ -7,7 +7,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MIMI_DATA_DIR=/data \
-    MIMI_FRONTEND_WEIGHTS=/opt/mimi/pretrained/musicnn_msd_v1.weights.h5
+    MIMI_FRONTEND_WEIGHTS=/opt/mimi/pretrained/musicnn_msd_mtt_v2.weights.h5
 # Optional extras besides the runtime dependencies, e.g. --build-arg EXTRAS=dev.
 ARG EXTRAS=""
 

@@ -25,7 +25,14 @@ from bot.audio import DecodeLimits  # noqa: E402
 from bot.evaluation import EvalSong, load_folder  # noqa: E402
 from model_store import features  # noqa: E402
 from model_store.baselines import ScratchConfig, melstats_method, scratch_method  # noqa: E402
-from model_store.evaluate import cross_validate, fewshot_splits, kfold_splits  # noqa: E402
+from model_store.calibrate import reliability  # noqa: E402
+from model_store.evaluate import (  # noqa: E402
+    cross_validate,
+    fewshot_splits,
+    kfold_splits,
+    open_set_validate,
+)
+from model_store.head import HeadConfig  # noqa: E402
 from model_store.train import musicnn_method, train_head_model  # noqa: E402
 
 LIMITS = DecodeLimits(max_bytes=1 << 30, max_seconds=3600, min_seconds=10, timeout_s=300)
@@ -95,6 +102,7 @@ def guess_latency(songs: list[EvalSong], weights: Path, runs: int = 5) -> dict:
     """Warm end-to-end guess of a 4-minute MP3: decode, mel, sampled windows, head."""
     from bot.ingest import IngestConfig
     from bot.jobs import MODEL_FILE, GuessConfig, guess_file
+    from model_store.openset import REFERENCE_FILE
     from model_store.registry import ModelRegistry
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +110,10 @@ def guess_latency(songs: list[EvalSong], weights: Path, runs: int = 5) -> dict:
         result = train_head_model(songs)
         ModelRegistry(tmp / "models").publish(
             0,
-            lambda d: result.model.save(d / MODEL_FILE),
+            lambda d: (
+                result.model.save(d / MODEL_FILE),
+                result.reference.save(d / REFERENCE_FILE),
+            ),
             kind="musicnn",
             artists=result.artists,
             feature_version=features.FEATURE_VERSION,
@@ -125,14 +136,30 @@ def guess_latency(songs: list[EvalSong], weights: Path, runs: int = 5) -> dict:
     return {"median_s": round(statistics.median(times), 3), "runs": runs}
 
 
-def compare(songs: list[EvalSong], repeats: int, scratch_seconds: float) -> dict:
-    """Every method on the same 5-fold and few-shot splits."""
+METHODS = ("ours", "msd-only", "scratch", "melstats")
+OPEN_SET = ("ours", "msd-only", "melstats")  # the scratch CNN costs minutes per training
+
+
+def compare(
+    songs: list[EvalSong], repeats: int, scratch_seconds: float, which: tuple[str, ...] = METHODS
+) -> dict:
+    """Every method on the same 5-fold and few-shot splits: accuracy, calibration and (but
+    for the scratch CNN) the open set, leave-one-artist-out."""
     artists = [s.artist for s in songs]
-    methods = {
-        "ours (musicnn + head)": musicnn_method(),
-        "original recipe (scratch CNN)": scratch_method(ScratchConfig(max_seconds=scratch_seconds)),
-        "mel stats + logistic regression": melstats_method(),
+    every = {
+        "ours": ("ours (MSD + MTT musicnn + head)", musicnn_method()),
+        "msd-only": (
+            "MSD musicnn + head (before issue 11)",
+            musicnn_method(HeadConfig(parts=("penultimate",))),
+        ),
+        "scratch": (
+            "original recipe (scratch CNN)",
+            scratch_method(ScratchConfig(max_seconds=scratch_seconds)),
+        ),
+        "melstats": ("mel stats + logistic regression", melstats_method()),
     }
+    methods = {every[k][0]: every[k][1] for k in which}
+    open_set = {every[k][0] for k in which if k in OPEN_SET}
     plans = {"all songs (5-fold)": (songs, kfold_splits(artists, 5, seed=0))}
     for n in (1, 2, 5):
         # Few-shot needs at least one test song per artist: artists with <= n songs sit out.
@@ -144,18 +171,30 @@ def compare(songs: list[EvalSong], repeats: int, scratch_seconds: float) -> dict
     for plan, (subset, splits) in plans.items():
         for name, method in methods.items():
             t0 = time.perf_counter()
-            r = cross_validate(subset, [s.artist for s in subset], splits, method)
-            table[f"{plan} | {name}"] = {
-                k: r[k] for k in ("song_accuracy", "clip_accuracy", "macro_f1", "train_seconds")
-            } | {"splits": len(splits), "wall_s": round(time.perf_counter() - t0, 1)}
-            print(
-                f"{plan:24s} {name:34s} song {r['song_accuracy']:.3f} clip "
-                f"{r['clip_accuracy']:.3f} f1 {r['macro_f1']:.3f} "
-                f"train {r['train_seconds']:.1f}s",
-                file=sys.stderr,
-                flush=True,
-            )
+            names = [s.artist for s in subset]
+            r = cross_validate(subset, names, splits, method)
+            row = {k: r[k] for k in ("song_accuracy", "clip_accuracy", "macro_f1", "train_seconds")}
+            row["ece"] = reliability(r["labels"], r["song_clips"])["ece"]
+            if name in open_set:
+                row["open_set"] = open_set_validate(subset, names, splits, method)
+            row |= {"splits": len(splits), "wall_s": round(time.perf_counter() - t0, 1)}
+            table[f"{plan} | {name}"] = row
+            print(f"{plan:24s} {name:38s} {_row(row)}", file=sys.stderr, flush=True)
     return table
+
+
+def _row(r: dict) -> str:
+    """One table row's figures."""
+    o = r.get("open_set") or {}
+
+    def f(v: float | None) -> str:
+        return "   n/a" if v is None else f"{v:6.3f}"
+
+    return (
+        f"{f(r['song_accuracy'])} {f(r['clip_accuracy'])} {f(r['macro_f1'])} {f(r['ece'])} "
+        f"{f(o.get('auroc'))} {f(o.get('unknown_rejected'))} {f(o.get('known_kept'))} "
+        f"{r['train_seconds']:7.1f}"
+    )
 
 
 def main() -> int:
@@ -169,6 +208,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scratch-seconds", type=float, default=120.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}"
+    )
     args = parser.parse_args()
     if not args.devset.is_dir():
         print(f"no dev set at {args.devset}: run ../shared/bench/make_devset.sh", file=sys.stderr)
@@ -182,7 +224,7 @@ def main() -> int:
         "embedding_x_per_core": embedding_speed(args.weights, songs),
         "retrain_50_songs_s": retrain_seconds(songs),
         "guess_4min_mp3_warm": guess_latency(songs, args.weights),
-        "table": compare(songs, args.repeats, args.scratch_seconds),
+        "table": compare(songs, args.repeats, args.scratch_seconds, tuple(args.methods.split(","))),
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -190,12 +232,10 @@ def main() -> int:
     for key, value in report.items():
         if key != "table":
             print(f"{key}: {value}")
-    print(f"\n{'split | method':<68} {'song':>6} {'clip':>6} {'F1':>6} {'train s':>8}")
+    head = ("song", "clip", "F1", "ECE", "AUROC", "unk.rej", "kept", "train s")
+    print(f"\n{'split | method':<72} " + " ".join(f"{h:>6}" for h in head))
     for name, r in report["table"].items():
-        print(
-            f"{name:<68} {r['song_accuracy']:>6.3f} {r['clip_accuracy']:>6.3f} "
-            f"{r['macro_f1']:>6.3f} {r['train_seconds']:>8.1f}"
-        )
+        print(f"{name:<72} {_row(r)}")
     return 0
 
 

@@ -31,6 +31,13 @@ def add_commands(sub, common, guild) -> None:
     p.add_argument("--train-songs", type=int, metavar="N", help="few-shot: N songs per artist")
     p.add_argument("--clip-seconds", type=float, default=10.0, metavar="S")
     p.add_argument("--model", choices=("musicnn", "scratch", "melstats"), default="musicnn")
+    p.add_argument(
+        "--unknown",
+        type=Path,
+        metavar="DIR2",
+        help="songs of artists never taught, for the open-set figures (default: each artist "
+        "of DIR in turn plays the unknown one)",
+    )
     sub.add_parser("models", parents=[common, guild], help="list this server's model versions")
     p = sub.add_parser("rollback", parents=[common, guild], help="serve an earlier model version")
     p.add_argument("--version", type=int, metavar="V", help="default: the one before current")
@@ -39,6 +46,11 @@ def add_commands(sub, common, guild) -> None:
 def _pct(value: float | None) -> str:
     """A percentage, or 'n/a'."""
     return "n/a" if value is None else f"{value:.0%}"
+
+
+def _num(value: float | None) -> str:
+    """A figure to three places, or 'n/a'."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _progress(epoch: int, total: int, accuracy: float | None) -> None:
@@ -98,9 +110,17 @@ async def guess(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
         ]
         top = result["top"][0]
         title = f"Guess: {top['artist']} ({top['probability']:.0%})"
+        if result.get("unknown"):
+            title = f"No one I know (closest: {top['artist']}, {top['probability']:.0%})"
         args.png.write_bytes(spectrogram_png(mel, windows, artists, title=title))
     lines = [f"{i}. {t['artist']}  {t['probability']:.0%}" for i, t in enumerate(result["top"], 1)]
-    if result["unsure"]:
+    if result.get("unknown"):
+        lines.insert(
+            0,
+            "This doesn't sound like anyone I know here "
+            f"(known score {result['known_score']:.2f} < {result['threshold']:.2f}); closest:",
+        )
+    elif result["unsure"]:
         lines.insert(0, "Not sure, but my best guesses are:")
     if result["tags"]:
         lines.append("Sounds like: " + ", ".join(t["tag"] for t in result["tags"]))
@@ -184,25 +204,48 @@ def evaluate(args: argparse.Namespace, settings, emit: Emit) -> int:
         args.clip_seconds,
         settings.decode_timeout_s,
     )
+    if args.unknown is not None and not args.unknown.is_dir():
+        raise MimiError(f"{args.unknown} is not a folder.", code="usage")
     weights = settings.frontend_weights if args.model == "musicnn" else None
-    total = len(import_plan(args.folder))
+    folders = [args.folder] + ([args.unknown] if args.unknown is not None else [])
+    total = sum(len(import_plan(f)) for f in folders)
+    loaded = []
     with tqdm(total=total, unit="file", disable=args.json or None, file=sys.stderr) as bar:
-        songs, skipped = load_folder(
-            args.folder,
-            clip_seconds=args.clip_seconds,
-            limits=limits,
-            weights=weights,
-            ffmpeg=settings.ffmpeg,
-            progress=lambda _: bar.update(),
-        )
-    result = evaluate_songs(songs, args.model, folds=args.folds, train_songs=args.train_songs)
+        for folder in folders:
+            loaded.append(
+                load_folder(
+                    folder,
+                    clip_seconds=args.clip_seconds,
+                    limits=limits,
+                    weights=weights,
+                    ffmpeg=settings.ffmpeg,
+                    progress=lambda _: bar.update(),
+                )
+            )
+    songs, skipped = loaded[0]
+    unknown = None
+    if args.unknown is not None:
+        unknown, more = loaded[1]
+        skipped = skipped + more
+        if not unknown:
+            raise MimiError(f"{args.unknown} holds no usable song.", code="usage")
+    result = evaluate_songs(
+        songs, args.model, folds=args.folds, train_songs=args.train_songs, unknown=unknown
+    )
     result["skipped"] = skipped
+    o = result["open_set"]
     lines = [
         f"{args.model}: {result['songs']} songs of {len(result['artists'])} artists, "
         f"{result['folds']} {'splits' if args.train_songs else 'folds'}",
         f"song accuracy {_pct(result['song_accuracy'])}, clip accuracy "
         f"{_pct(result['clip_accuracy'])}, macro-F1 {result['macro_f1']:.3f}, "
         f"training {result['train_seconds']:.1f} s per fold",
+        f"calibration: expected calibration error {result['ece']:.3f} (mean confidence "
+        f"{_pct(result['calibration']['mean_confidence'])} vs accuracy "
+        f"{_pct(result['calibration']['accuracy'])})",
+        f"open set ({o['protocol']}, {o['unknown_songs']} unknown songs): AUROC "
+        f"{_num(o['auroc'])}, {_pct(o['unknown_rejected'])} of unknown songs answered "
+        f'"no one I know", {_pct(o["known_kept"])} of correct answers kept',
     ]
     emit(args, result, lines)
     return 0

@@ -13,7 +13,8 @@ from bot.errors import MimiError
 from bot.ingest import usable_clips
 from bot.service import import_plan
 from model_store import features
-from model_store.evaluate import cross_validate, fewshot_splits, kfold_splits
+from model_store.calibrate import reliability
+from model_store.evaluate import cross_validate, fewshot_splits, kfold_splits, open_set_validate
 
 MODELS = ("musicnn", "scratch", "melstats")
 
@@ -85,8 +86,11 @@ def evaluate_songs(
     folds: int = 5,
     train_songs: int | None = None,
     seed: int = 0,
+    unknown: list[EvalSong] | None = None,
 ) -> dict:
-    """K-fold by song (or few-shot with N training songs per artist) metrics for one method."""
+    """K-fold by song (or few-shot with N training songs per artist) metrics for one method:
+    accuracy, calibration (`ece`) and the open set (`open_set`: `unknown` songs against the
+    test songs, or leave-one-artist-out without them)."""
     artists = [s.artist for s in songs]
     if len(set(artists)) < 2:
         raise MimiError("The folder needs songs by at least 2 artists to evaluate.")
@@ -103,7 +107,11 @@ def evaluate_songs(
             splits = fewshot_splits(artists, train_songs, folds, seed)
         except ValueError as err:
             raise MimiError(f"Not enough songs for --train-songs {train_songs}: {err}.") from None
-    result = cross_validate(songs, artists, splits, method_for(kind))
+    method = method_for(kind)
+    result = cross_validate(songs, artists, splits, method)
+    result["calibration"] = reliability(result.pop("labels"), result.pop("song_clips"))
+    result["ece"] = result["calibration"]["ece"]
+    result["open_set"] = open_set_validate(songs, artists, splits, method, unknown)
     result["clips"] = sum(len(s.clips) for s in songs)
     result["model"] = kind
     result["train_songs_per_artist"] = train_songs

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model_store.openset import judge
 from model_store.registry import ModelMeta
 
 MIN_ARTISTS = 2  # fewer live artists than this and the model is withdrawn
@@ -115,3 +116,16 @@ def redact(meta: ModelMeta, live: Live) -> dict:
     shown["metrics"] = live_metrics(meta, live)
     shown["forgotten_songs"] = forgotten_songs(meta, live)
     return shown
+
+
+def open_set_verdict(raw: dict, meta: ModelMeta, live: Live) -> dict:
+    """Whether the guess sounds like no one this server taught, judged only against songs it
+    still holds ("unknown", the score and the threshold); models without an open-set
+    reference (made before it existed, or not musicnn) never say unknown."""
+    matches = raw.pop("matches", None)
+    keys = raw.pop("reference_keys", None)
+    artists = raw.pop("reference_artists", None)
+    open_set = meta.metrics.get("open_set")
+    if matches is None or not open_set or "threshold" not in open_set or not raw["top"]:
+        return {"unknown": False, "known_score": None, "threshold": None}
+    return judge(matches, artists, keys, raw["top"][0]["artist"], live.keys, open_set)

@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.ingest import IngestConfig
 from model_store import features
 from model_store.head import HeadConfig, SongEmbeddings
+from model_store.openset import REFERENCE_FILE, Reference, best_matches
 from model_store.registry import ModelMeta, ModelRegistry
 
 MODEL_FILE = "model.keras"
@@ -101,9 +102,18 @@ def train_job(job: TrainJob, sink=None) -> dict:
         result = train_head_model(songs, HeadConfig(seed=job.seed), progress)
         frontend = features.FRONTEND_VERSION
     registry = ModelRegistry(job.models_dir, keep=job.keep)
+    keys = {str(r.song_id): r.key for r in job.songs}
+
+    def save(folder: Path) -> None:
+        result.model.save(folder / MODEL_FILE)
+        if result.reference is not None:  # keyed by audio key, so forgotten songs drop out
+            ref = result.reference
+            rekeyed = replace(ref, keys=tuple(keys[k] for k in ref.keys))
+            rekeyed.save(folder / REFERENCE_FILE)
+
     meta = registry.publish(
         job.guild_id,
-        lambda folder: result.model.save(folder / MODEL_FILE),
+        save,
         kind=job.kind,
         artists=result.artists,
         feature_version=features.FEATURE_VERSION,
@@ -122,19 +132,24 @@ _MODELS: OrderedDict[tuple[str, int, int], object] = OrderedDict()
 MODEL_CACHE_SIZE = 8
 
 
-def _head(registry: ModelRegistry, guild_id: int, meta: ModelMeta):
-    """The guild's current Keras model, from a small per-process LRU keyed by version."""
+def _head(registry: ModelRegistry, guild_id: int, meta: ModelMeta) -> tuple:
+    """The guild's current Keras model and open-set reference (None for models made before
+    it existed), from a small per-process LRU keyed by version."""
     import keras
 
     key = (str(registry.root), guild_id, meta.version)
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
-    model = keras.models.load_model(registry.folder(guild_id, meta.version) / MODEL_FILE)
-    _MODELS[key] = model
+    folder = registry.folder(guild_id, meta.version)
+    model = keras.models.load_model(folder / MODEL_FILE)
+    reference = (
+        Reference.load(folder / REFERENCE_FILE) if (folder / REFERENCE_FILE).is_file() else None
+    )
+    _MODELS[key] = model, reference
     while len(_MODELS) > MODEL_CACHE_SIZE:
         _MODELS.popitem(last=False)
-    return model
+    return model, reference
 
 
 @dataclass(frozen=True)
@@ -168,9 +183,10 @@ def guess_file(path: Path, guild_id: int, config: GuessConfig) -> dict:
 
         frontend = load_frontend(config.ingest.weights)
     parts = tuple(meta.metrics.get("head", {}).get("parts", ("penultimate",)))
+    head, reference = _head(registry, guild_id, meta)
     result = guess_mel(
         mel,
-        _head(registry, guild_id, meta),
+        head,
         meta.kind,
         meta.artists,
         frontend,
@@ -179,6 +195,11 @@ def guess_file(path: Path, guild_id: int, config: GuessConfig) -> dict:
         unsure_below=config.unsure_below,
         max_windows=config.max_windows,
     )
+    patch_feats = result.pop("features")
+    if reference is not None and patch_feats is not None:  # judged in the parent, after forgets
+        result["matches"] = best_matches(reference, patch_feats)
+        result["reference_keys"] = list(reference.keys)
+        result["reference_artists"] = list(reference.artists)
     result["model_version"] = meta.version
     result["artists"] = list(meta.artists)  # class order of the model that answered
     result["seconds"] = round(decoded.seconds, 2)

@@ -19,6 +19,7 @@ from bot.forgetting import (
     live_artists,
     live_metrics,
     mask,
+    open_set_verdict,
     redact,
 )
 from bot.ingest import IngestConfig, check_upload, file_sha256, ingest_file, song_cache
@@ -287,7 +288,15 @@ class Mimi:
         names = list(raw.pop("artists"))
         probs = mask(raw.pop("window_probs"), names, allowed)
         starts, frames = raw.pop("window_starts"), raw.pop("frames")
-        raw.update(summarise(probs, starts, frames, names, top_k=top_k, unsure_below=unsure))
+        temperature = float(meta.metrics.get("calibration", {}).get("temperature", 1.0))
+        raw.update(
+            summarise(
+                probs, starts, frames, names, top_k=top_k, unsure_below=unsure,
+                temperature=temperature,
+            )
+        )  # fmt: skip
+        raw.update(open_set_verdict(raw, meta, live))
+        raw["unsure"] = raw["unsure"] or raw["unknown"]
         raw["artists"] = [a for a in names if a in allowed]
         return raw
 

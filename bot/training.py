@@ -24,7 +24,8 @@ from bot.owner import owner_alive, process_token
 from bot.pool import executor_pids, executor_state
 from bot.service import INTERRUPTED
 from bot.store import Store
-from model_store.registry import ModelRegistry
+from model_store import features
+from model_store.registry import ModelMeta, ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,16 @@ def _init_worker(progress) -> None:
 def _run_train_job(job: TrainJob) -> dict:
     """Worker task: train and publish one guild's model, reporting epochs to the parent."""
     return train_job(job, _PROGRESS)
+
+
+def outdated(meta: ModelMeta | None) -> bool:
+    """A musicnn model made by an older front-end (issue 11: before MTT, calibration and the
+    open-set reference), which a retrain on the cached songs improves."""
+    return (
+        meta is not None
+        and meta.frontend_version is not None
+        and meta.frontend_version < features.FRONTEND_VERSION
+    )
 
 
 class TrainingFailed(MimiError):
@@ -127,7 +138,8 @@ class TrainingService:
         self._pool = self._pool or self._make_pool()
 
     async def resume(self) -> list[int]:
-        """After a (re)start: close runs a crash left open; retrain guilds whose songs changed."""
+        """After a (re)start: close runs a crash left open; retrain guilds whose songs changed
+        or whose model an upgrade made outdated (it keeps answering until the retrain lands)."""
         interrupted = await self.store.close_interrupted_runs(INTERRUPTED, owner_alive)
         stale = []
         for guild_id in await self.store.guild_ids():
@@ -140,7 +152,7 @@ class TrainingService:
             if current is not None:
                 snap = current.snapshot_keys if by_key else current.snapshot
                 used = {a: set(ids) for a, ids in snap.items()}
-            if len(taught) >= 2 and used != taught:
+            if len(taught) >= 2 and (used != taught or outdated(current)):
                 stale.append(guild_id)
                 self.request(guild_id, RESUMED)
         if interrupted or stale:

@@ -23,12 +23,22 @@ def bar(probability: float) -> str:
     return "█" * filled + "░" * (BAR - filled) + f" {probability:.0%}"
 
 
+UNKNOWN = "This doesn't sound like anyone I know here — closest: {artist}"
+UNSURE = "Not sure… my best guesses"
+KNOWN = "Sounds like {artist}"
+
+
+def headline(result: dict, artist: str) -> str:
+    """The verdict: no one I know (open set), not sure (low probability) or the artist."""
+    if result.get("unknown"):
+        return UNKNOWN.format(artist=artist)
+    return UNSURE if result["unsure"] else KNOWN.format(artist=artist)
+
+
 def guess_embed(result: dict) -> discord.Embed:
     """The reply: top artists with bars, 'not sure' when unsure, tags, model version."""
     top = result["top"]
-    title = (
-        "Not sure… my best guesses" if result["unsure"] else f"Sounds like {safe(top[0]['artist'])}"
-    )
+    title = headline(result, safe(top[0]["artist"]))
     embed = discord.Embed(title=title[:256], colour=0x5865F2)
     embed.description = "\n".join(
         f"**{i}. {safe(t['artist'])}**\n`{bar(t['probability'])}`" for i, t in enumerate(top, 1)
@@ -66,7 +76,10 @@ class Guess(commands.Cog):
         windows = [
             Window(w["start"], w["end"], w["artist"], w["probability"]) for w in result["windows"]
         ]
-        png = await asyncio.to_thread(spectrogram_png, mel, windows, artists, title=clip.filename)
+        title = clip.filename
+        if result.get("unknown"):
+            title = f"{clip.filename}: no one I know (closest: {result['top'][0]['artist']})"
+        png = await asyncio.to_thread(spectrogram_png, mel, windows, artists, title=title)
         await interaction.followup.send(
             embed=guess_embed(result), file=discord.File(io.BytesIO(png), "guess.png")
         )

@@ -5,6 +5,9 @@ import sys
 
 # Quiet TensorFlow's C++ start-up chatter in worker processes, which inherit this at spawn.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI; on AVX2-only
+# machines (many home servers) musicnn runs 2x faster with them on (measured, issue 11).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def quiet_tensorflow_import() -> None:

@@ -1,4 +1,4 @@
-"""Convert musicnn 0.1.0's MSD_musicnn TF1 checkpoint (read from the pinned wheel) to Keras 3."""
+"""Convert musicnn 0.1.0's MSD_musicnn and MTT_musicnn TF1 checkpoints (pinned wheel) to Keras."""
 
 from __future__ import annotations
 
@@ -14,12 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from model_store.musicnn import N_PARAMS, build_frontend, default_weights_path
+from model_store.musicnn import (
+    N_PARAMS,
+    NETWORK_PARAMS,
+    NETWORKS,
+    build_frontend,
+    default_weights_path,
+)
 
 WHEEL_NAME = "musicnn-0.1.0-py3-none-any.whl"
 WHEEL_REQUIREMENT = "musicnn==0.1.0"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
-CHECKPOINT_DIR = "musicnn/MSD_musicnn/"  # files `.index`, `.data-00000-of-00001`: empty base name
+# Files `.index`, `.data-00000-of-00001` with an empty base name; both share one graph (models.py).
+CHECKPOINT_DIRS = {"msd": "musicnn/MSD_musicnn/", "mtt": "musicnn/MTT_musicnn/"}
 
 # Keras layer -> TF1 variable scope. TF1 numbered scopes in graph-construction order (models.py):
 # input BN, timbral 7x38 / 7x67, temporal 128 / 64 / 32, mid-end 1-3, back-end BN, dense, BN, dense.
@@ -83,19 +90,19 @@ def fetch_wheel(dest_dir: str | Path) -> Path:
     return wheel
 
 
-def read_checkpoint(wheel_path: str | Path) -> dict[str, np.ndarray]:
-    """Model variables (no optimiser state) of the wheel's MSD_musicnn checkpoint, by TF name."""
+def read_checkpoint(wheel_path: str | Path, checkpoint_dir: str) -> dict[str, np.ndarray]:
+    """Model variables (no optimiser state) of one of the wheel's checkpoints, by TF name."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory(prefix="musicnn-ckpt-") as tmp:
         tmpdir = Path(tmp)
         with zipfile.ZipFile(wheel_path) as zf:
-            members = [n for n in zf.namelist() if n.startswith(CHECKPOINT_DIR)]
+            members = [n for n in zf.namelist() if n.startswith(checkpoint_dir)]
             if not any(n.endswith("/.index") for n in members):
-                raise ValueError(f"{wheel_path} holds no {CHECKPOINT_DIR}.index")
+                raise ValueError(f"{wheel_path} holds no {checkpoint_dir}.index")
             zf.extractall(tmpdir, members)
         # The checkpoint prefix is the directory itself: the files' base name is empty.
-        reader = tf.compat.v1.train.NewCheckpointReader(str(tmpdir / CHECKPOINT_DIR) + "/")
+        reader = tf.compat.v1.train.NewCheckpointReader(str(tmpdir / checkpoint_dir) + "/")
         names = sorted(reader.get_variable_to_shape_map())
         return {
             n: np.asarray(reader.get_tensor(n), dtype=np.float32)
@@ -121,21 +128,18 @@ def _layer_weights(layer: object, scope: str, variables: dict[str, np.ndarray]) 
 
 
 def convert(wheel_path: str | Path, out_path: str | Path) -> Path:
-    """Convert the wheel's MSD_musicnn checkpoint to a Keras `.weights.h5` file (atomic write)."""
+    """Convert both checkpoints of the wheel to one Keras `.weights.h5` file (atomic write)."""
     wheel, out = Path(wheel_path), Path(out_path)
     if not out.name.endswith(".weights.h5"):
         raise ValueError(f"{out}: Keras weights files must end in .weights.h5")
     verify_wheel(wheel)
-    variables = read_checkpoint(wheel)
     model = build_frontend()
-    for layer_name, scope in LAYER_SCOPES.items():
-        layer = model.get_layer(layer_name)
-        layer.set_weights(_layer_weights(layer, scope, variables))
-    if variables:
-        raise ValueError(f"unmapped checkpoint variables: {sorted(variables)}")
-    unmapped = [lay.name for lay in model.layers if lay.weights and lay.name not in LAYER_SCOPES]
-    if unmapped or model.count_params() != N_PARAMS:
-        raise ValueError(f"layers without weights: {unmapped}; {model.count_params()} params")
+    for network in NETWORKS:
+        _load_network(
+            model.get_layer(f"{network}_musicnn"), read_checkpoint(wheel, CHECKPOINT_DIRS[network])
+        )
+    if model.count_params() != N_PARAMS:
+        raise ValueError(f"{model.count_params()} parameters, expected {N_PARAMS}")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=out.parent)
     os.close(fd)
@@ -149,6 +153,18 @@ def convert(wheel_path: str | Path, out_path: str | Path) -> Path:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return out
+
+
+def _load_network(net, variables: dict[str, np.ndarray]) -> None:
+    """Set one network's layers from its checkpoint; every variable and layer must be used."""
+    for layer_name, scope in LAYER_SCOPES.items():
+        layer = net.get_layer(layer_name)
+        layer.set_weights(_layer_weights(layer, scope, variables))
+    if variables:
+        raise ValueError(f"{net.name}: unmapped checkpoint variables: {sorted(variables)}")
+    unmapped = [lay.name for lay in net.layers if lay.weights and lay.name not in LAYER_SCOPES]
+    if unmapped or net.count_params() != NETWORK_PARAMS:
+        raise ValueError(f"{net.name}: layers without weights {unmapped}; {net.count_params()}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,9 @@ from model_store.features import HOP_LENGTH, N_MELS, PATCH_FRAMES, SAMPLE_RATE
 
 EMBED_DTYPE = np.float16  # cached precision; values are O(1..100)
 PATCH_SECONDS = PATCH_FRAMES * HOP_LENGTH / SAMPLE_RATE  # 2.992 s
-# What each patch's embedding holds, in order: the 200-d penultimate layer, then max/mean pools.
-PARTS = {"penultimate": 200, "max_pool": 753, "mean_pool": 753}
+# What each patch's embedding holds, in order: MSD_musicnn's 200-d penultimate layer, then
+# MTT_musicnn's (front-end v1 cached MSD's max/mean pools instead, which no head ever used).
+PARTS = {"penultimate": 200, "mtt_penultimate": 200}
 
 
 def patch_starts(n_frames: int, hop: int = PATCH_FRAMES) -> list[int]:
@@ -43,7 +44,7 @@ def frontend(weights_path: Path):
 
 
 def embed_mel(model, mel: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """(n_patches, 1706) embeddings of every non-overlapping patch of a song, in EMBED_DTYPE."""
+    """(n_patches, 400) embeddings of every non-overlapping patch of a song, in EMBED_DTYPE."""
     from model_store.musicnn import embed_patches
 
     out = embed_patches(model, patches_of(mel, patch_starts(len(mel))), batch_size=batch_size)

@@ -119,9 +119,89 @@ def cross_validate(
         labels += [index[artists_of_songs[i]] for i in split.test]
     result = score(labels, preds, len(artists))
     result.update(
+        labels=labels,  # per test song, with its per-clip log-probs: for calibration figures
+        song_clips=preds,
         artists=artists,
         songs=len(songs),
         folds=len(splits),
         train_seconds=round(float(np.median(train_seconds)), 2) if train_seconds else 0.0,
     )
     return result
+
+
+def song_confidence(clips: np.ndarray) -> float:
+    """The top probability a member is shown for a song (softmax of its mean log-prob)."""
+    mean = np.asarray(clips, dtype=np.float64).mean(axis=0)
+    p = np.exp(mean - mean.max())
+    return float(p.max() / p.sum())
+
+
+def novelty_of(predictor: Predictor, test: Sequence, clips: list[np.ndarray]) -> tuple[list, float]:
+    """Per test song a "known" score (higher: more like a taught artist) and the threshold
+    below which the predictor answers "no one I know": its own, else the top probability."""
+    scorer = getattr(predictor, "known_scores", None)
+    if scorer is not None:
+        return list(scorer(test)), float(predictor.threshold)
+    return [song_confidence(c) for c in clips], UNSURE_BELOW
+
+
+UNSURE_BELOW = 0.5  # MIMI_UNSURE_BELOW's default: the only open-set rule a plain classifier has
+
+
+def auroc(positive: Sequence[float], negative: Sequence[float]) -> float | None:
+    """P(a positive scores above a negative), ties counting half (Mann-Whitney)."""
+    pos, neg = np.asarray(positive, float), np.asarray(negative, float)
+    if not len(pos) or not len(neg):
+        return None
+    above = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(above / (len(pos) * len(neg)))
+
+
+def open_set_validate(
+    songs: Sequence,
+    artists_of_songs: Sequence[str],
+    splits: Sequence[Split],
+    method: Method,
+    unknown: Sequence | None = None,
+) -> dict:
+    """Known-versus-unknown songs: `unknown` songs (never taught) against each split's test
+    songs, or without them leave-one-artist-out (each artist in turn is never taught)."""
+    trials: list[tuple[list[int], list[int], Sequence]] = []
+    for split in splits:
+        if unknown is not None:
+            trials.append((list(split.train), list(split.test), unknown))
+            continue
+        for held in sorted(set(artists_of_songs)):
+            train = [i for i in split.train if artists_of_songs[i] != held]
+            test = [i for i in split.test if artists_of_songs[i] != held]
+            out = [songs[i] for i, a in enumerate(artists_of_songs) if a == held]
+            trials.append((train, test, out))
+    aurocs, thresholds = [], []
+    kept = correct_known = rejected = n_unknown = 0
+    for train, test, out in trials:
+        artists = sorted({artists_of_songs[i] for i in train})
+        if len(artists) < 2 or not test or not out:
+            continue
+        predictor = method([songs[i] for i in train], artists)
+        clips = predictor([songs[i] for i in test])
+        known, threshold = novelty_of(predictor, [songs[i] for i in test], clips)
+        strange, _ = novelty_of(predictor, out, predictor(out))
+        right = [
+            int(c.mean(axis=0).argmax()) == artists.index(artists_of_songs[i])
+            for i, c in zip(test, clips, strict=True)
+        ]
+        aurocs.append(auroc(known, strange))
+        thresholds.append(threshold)
+        kept += sum(1 for s, r in zip(known, right, strict=True) if r and s >= threshold)
+        correct_known += sum(right)
+        rejected += sum(1 for s in strange if s < threshold)
+        n_unknown += len(strange)
+    return {
+        "auroc": round(float(np.mean(aurocs)), 4) if aurocs else None,
+        "unknown_rejected": round(rejected / n_unknown, 4) if n_unknown else None,
+        "known_kept": round(kept / correct_known, 4) if correct_known else None,
+        "threshold": round(float(np.median(thresholds)), 4) if thresholds else None,
+        "trainings": len(aurocs),
+        "unknown_songs": n_unknown,
+        "protocol": "unknown folder" if unknown is not None else "leave one artist out",
+    }

@@ -9,8 +9,12 @@ import numpy as np
 # Bump FEATURE_VERSION whenever anything below changes the numbers a model sees.
 FEATURE_VERSION = 1
 # Bump FRONTEND_VERSION whenever the musicnn port's architecture or converted weights change.
-FRONTEND_VERSION = 1
-WEIGHTS_FILENAME = f"musicnn_msd_v{FRONTEND_VERSION}.weights.h5"
+# v1: MSD_musicnn alone; v2: MSD_musicnn + MTT_musicnn side by side (issue 11).
+FRONTEND_VERSION = 2
+# Models made with these front-end versions can still be served: v2 computes v1's MSD outputs
+# unchanged (same weights, same graph), so an old model answers until its retrain lands.
+SERVES_FRONTENDS = (1, 2)
+WEIGHTS_FILENAME = f"musicnn_msd_mtt_v{FRONTEND_VERSION}.weights.h5"
 SAMPLE_RATE = 16_000  # Hz, the pretrained musicnn front-end's rate
 N_FFT = 512
 HOP_LENGTH = 256  # samples per frame: 62.5 frames per second

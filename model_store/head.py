@@ -20,7 +20,7 @@ class SongEmbeddings:
 
     song_id: int
     artist: str
-    patches: np.ndarray  # (n_patches, 1706) full embeddings from model_store.embed
+    patches: np.ndarray  # (n_patches, 400) embeddings from model_store.embed
     clips: tuple[tuple[float, float], ...]
 
 
@@ -28,7 +28,7 @@ class SongEmbeddings:
 class HeadConfig:
     """Hyper-parameters of the head; the defaults are the ones measured best on the dev set."""
 
-    parts: tuple[str, ...] = ("penultimate",)
+    parts: tuple[str, ...] = ("penultimate", "mtt_penultimate")  # MSD + MTT musicnn
     level: str = "clip"  # "clip": one example per clip (mean of its patches); "patch": per patch
     scale: float = 10.0  # softmax temperature of the centroid-initialised (imprinted) layer
     dropout: float = 0.0

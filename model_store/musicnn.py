@@ -1,4 +1,6 @@
-"""Keras 3 port of musicnn's MSD_musicnn network (Pons & Serra, 2019), inference only."""
+"""Keras 3 port of musicnn's MSD_musicnn and MTT_musicnn networks (Pons & Serra, 2019).
+
+Inference only. Both share one graph; the front-end runs them side by side on the same patches."""
 
 from __future__ import annotations
 
@@ -20,6 +22,17 @@ MSD_LABELS: tuple[str, ...] = (
     "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock",
     "60s", "rnb", "indie pop", "sad", "House", "happy",
 )  # fmt: skip
+# musicnn/configuration.py MTT_LABELS (MagnaTagATune), same order as MTT_musicnn's 50 logits.
+MTT_LABELS: tuple[str, ...] = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",
+    "piano", "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male",
+    "singing", "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman",
+    "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
+    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello", "no voice",
+    "weird", "country", "metal", "female voice", "choral",
+)  # fmt: skip
+NETWORKS = ("msd", "mtt")  # the first network's outputs keep their plain names
+LABELS = {"msd": MSD_LABELS, "mtt": MTT_LABELS}
 
 BN_EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default
 TIMBRAL_FILTERS = 204  # int(1.6 * 128)
@@ -32,15 +45,24 @@ BACKEND_UNITS = 200
 N_TAGS = len(MSD_LABELS)
 N_FEATURES = len(TIMBRAL_WIDTHS) * TIMBRAL_FILTERS + len(TEMPORAL_LENGTHS) * TEMPORAL_FILTERS
 N_FEATURES += MIDEND_LAYERS * MIDEND_FILTERS  # 561 front-end + 192 mid-end = 753 per pool
-OUTPUT_DIMS = {
+NETWORK_DIMS = {
     "penultimate": BACKEND_UNITS,
     "mean_pool": N_FEATURES,
     "max_pool": N_FEATURES,
     "logits": N_TAGS,
     "taggram": N_TAGS,
 }
+
+
+def output_name(network: str, name: str) -> str:
+    """The front-end's key for one network's output: 'penultimate', 'mtt_penultimate', ..."""
+    return name if network == NETWORKS[0] else f"{network}_{name}"
+
+
+OUTPUT_DIMS = {output_name(n, k): d for n in NETWORKS for k, d in NETWORK_DIMS.items()}
 OUTPUT_NAMES = tuple(OUTPUT_DIMS)
-N_PARAMS = 792_079  # trainable + batch-norm moving statistics
+NETWORK_PARAMS = 792_079  # one network: trainable + batch-norm moving statistics
+N_PARAMS = len(NETWORKS) * NETWORK_PARAMS
 
 
 def _bn(name: str) -> layers.BatchNormalization:
@@ -77,8 +99,8 @@ def _temporal(x: keras.KerasTensor, length: int) -> keras.KerasTensor:
     return _max_over_mels(y, name)
 
 
-def build_frontend() -> keras.Model:
-    """Build the MSD_musicnn graph mapping (batch, 187, 96) log-mel patches to a dict of outputs."""
+def build_network(network: str) -> keras.Model:
+    """Build one musicnn graph mapping (batch, 187, 96) log-mel patches to a dict of outputs."""
     inputs = keras.Input((PATCH_FRAMES, N_MELS), dtype="float32", name="logmel")
     x = layers.Reshape((PATCH_FRAMES, N_MELS, 1), name="expand")(inputs)
     x = _bn("input_bn")(x)
@@ -121,7 +143,17 @@ def build_frontend() -> keras.Model:
         "logits": logits,
         "taggram": taggram,
     }
-    return keras.Model(inputs, outputs, name=f"msd_musicnn_v{FRONTEND_VERSION}")
+    return keras.Model(inputs, outputs, name=f"{network}_musicnn")
+
+
+def build_frontend() -> keras.Model:
+    """Both networks side by side on the same patches, outputs keyed by `output_name`."""
+    inputs = keras.Input((PATCH_FRAMES, N_MELS), dtype="float32", name="logmel")
+    outputs = {}
+    for network in NETWORKS:
+        for name, tensor in build_network(network)(inputs).items():
+            outputs[output_name(network, name)] = tensor
+    return keras.Model(inputs, outputs, name=f"musicnn_frontend_v{FRONTEND_VERSION}")
 
 
 def default_weights_path() -> Path:
@@ -135,14 +167,22 @@ def load_frontend(weights_path: str | Path) -> keras.Model:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; run `python -m model_store.convert`")
     model = build_frontend()
-    model.load_weights(str(path))
+    try:
+        model.load_weights(str(path))
+    except (ValueError, KeyError) as err:
+        raise ValueError(
+            f"{path} does not hold the front-end v{FRONTEND_VERSION} weights (MSD + MTT musicnn); "
+            f"run `python -m model_store.convert --out {path}`: {err}"
+        ) from None
     return model
 
 
 def embed_patches(
     model: keras.Model, patches: np.ndarray, batch_size: int = 64
 ) -> dict[str, np.ndarray]:
-    """Run (n, 187, 96) patches through the network; float32 arrays keyed by OUTPUT_NAMES."""
+    """Run (n, 187, 96) patches through both networks; float32 arrays keyed by OUTPUT_NAMES.
+
+    Every call runs fixed-shape batches (the last one padded), so Keras never re-traces."""
     x = np.asarray(patches, dtype=np.float32)
     if x.ndim != 3 or x.shape[1:] != (PATCH_FRAMES, N_MELS):
         raise ValueError(f"expected (n, {PATCH_FRAMES}, {N_MELS}) patches, got {x.shape}")
@@ -150,8 +190,24 @@ def embed_patches(
         raise ValueError("batch_size must be positive")
     if len(x) == 0:
         return {k: np.zeros((0, d), np.float32) for k, d in OUTPUT_DIMS.items()}
-    if len(x) <= batch_size:  # one batch: a direct call skips predict()'s per-call set-up
-        out = model(x, training=False)
-    else:
-        out = model.predict(x, batch_size=batch_size, verbose=0)
-    return {k: np.asarray(out[k], dtype=np.float32) for k in OUTPUT_NAMES}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUT_NAMES}
+    for start in range(0, len(x), batch_size):
+        batch = x[start : start + batch_size]
+        n = len(batch)
+        if n < batch_size and len(x) > batch_size:  # pad the last batch to the common shape
+            batch = np.concatenate([batch, np.zeros((batch_size - n, *batch.shape[1:]), x.dtype)])
+        out = _call(model, batch)
+        for k in OUTPUT_NAMES:
+            parts[k].append(np.asarray(out[k], dtype=np.float32)[:n])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _call(model: keras.Model, batch: np.ndarray) -> dict:
+    """One inference call of the front-end, compiled once per input shape and reused."""
+    fn = getattr(model, "_mimi_infer", None)
+    if fn is None:
+        import tensorflow as tf
+
+        fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+        model._mimi_infer = fn
+    return fn(batch)

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from model_store.calibrate import log_softmax
 from model_store.embed import PARTS
 from model_store.features import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE, frames_for
+from model_store.musicnn import LABELS, NETWORKS, output_name
 
 WINDOW_FRAMES = frames_for(10.0)  # a window is one training clip: 10 s
 
@@ -24,8 +26,9 @@ def window_starts(n_frames: int, window: int, max_windows: int) -> list[int]:
 
 def _musicnn_window_probs(
     mel: np.ndarray, starts: Sequence[int], window: int, head, frontend, parts: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(windows x artists) probabilities and the mean MSD taggram, from the pretrained front-end."""
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """(windows x artists) probabilities, each network's mean taggram and the patch features
+    (for the open-set score), from the pretrained front-end."""
     from model_store.musicnn import embed_patches
 
     spans, patches = [], []
@@ -43,7 +46,8 @@ def _musicnn_window_probs(
     feats = np.concatenate([out[p] for p in PARTS if p in parts], axis=1)
     rows = np.stack([feats[a:b].mean(axis=0) for a, b in spans])
     probs = np.asarray(head(rows.astype(np.float32), training=False))
-    return probs, out["taggram"].mean(axis=0)
+    taggrams = {n: out[output_name(n, "taggram")].mean(axis=0) for n in NETWORKS}
+    return probs, taggrams, feats
 
 
 def _scratch_window_probs(mel: np.ndarray, starts: Sequence[int], window: int, model) -> np.ndarray:
@@ -67,17 +71,22 @@ def guess_mel(
     unsure_below: float = 0.5,
     max_windows: int = 10,
 ) -> dict:
-    """Top-k artists, a per-window timeline and (with musicnn) the clip's top MSD tags."""
+    """Top-k artists, a per-window timeline and (with musicnn) the clip's top tags and its
+    patch features (`features`, for the open-set score)."""
     mel = np.nan_to_num(np.asarray(mel, dtype=np.float32))
     starts = window_starts(len(mel), WINDOW_FRAMES, max_windows)
     tags: list[dict] = []
+    feats = None
     if kind == "scratch":
         probs = _scratch_window_probs(mel, starts, WINDOW_FRAMES, model)
     else:
-        probs, taggram = _musicnn_window_probs(mel, starts, WINDOW_FRAMES, model, frontend, parts)
-        tags = top_tags(taggram)
+        probs, taggrams, feats = _musicnn_window_probs(
+            mel, starts, WINDOW_FRAMES, model, frontend, parts
+        )
+        tags = top_tags(taggrams)
     result = summarise(probs, starts, len(mel), artists, top_k=top_k, unsure_below=unsure_below)
     result["tags"] = tags
+    result["features"] = feats
     result["window_probs"] = probs.astype(np.float32)  # for a caller that masks artists later
     result["window_starts"] = list(starts)
     result["frames"] = len(mel)
@@ -92,12 +101,15 @@ def summarise(
     *,
     top_k: int = 3,
     unsure_below: float = 0.5,
+    temperature: float = 1.0,
 ) -> dict:
-    """Top-k artists (mean log-prob over windows) and the per-window timeline from (windows x
-    artists) probabilities; artists whose column is all zero (masked out) are never named."""
+    """Top-k artists (mean log-prob over windows, under the model's calibration temperature)
+    and the per-window timeline from (windows x artists) probabilities; artists whose column
+    is all zero (masked out) are never named."""
     probs = np.asarray(probs, dtype=np.float64)
     present = probs.max(axis=0) > 0
-    logp = np.log(np.clip(probs, 1e-7, 1.0))
+    logp = np.where(present, np.log(np.clip(probs, 1e-7, 1.0)) / temperature, -np.inf)
+    probs = np.exp(log_softmax(logp))  # each window's probabilities, calibrated
     mean = np.where(present, logp.mean(axis=0), -np.inf)
     overall = np.exp(mean - mean.max())
     overall /= overall.sum()
@@ -120,13 +132,14 @@ def summarise(
     }
 
 
-def top_tags(taggram: np.ndarray, k: int = 3, floor: float = 0.1) -> list[dict]:
-    """The strongest MSD tags of a clip ("sounds like: rock, 80s"), above a small floor."""
-    from model_store.musicnn import MSD_LABELS
-
-    order = np.argsort(-taggram)[:k]
-    return [
-        {"tag": MSD_LABELS[i], "score": round(float(taggram[i]), 3)}
-        for i in order
-        if taggram[i] >= floor
-    ]
+def top_tags(taggrams: dict[str, np.ndarray], k: int = 3, floor: float = 0.1) -> list[dict]:
+    """The strongest tags of a clip over both networks' vocabularies ("sounds like: piano,
+    ambient, 80s"), above a small floor; a tag both networks know counts once, at its best."""
+    best: dict[str, tuple[float, str]] = {}
+    for network, taggram in taggrams.items():
+        for label, value in zip(LABELS[network], taggram, strict=True):
+            key = label.casefold()
+            if value >= floor and value > best.get(key, (-1.0, ""))[0]:
+                best[key] = (float(value), label)
+    ranked = sorted(best.values(), key=lambda t: -t[0])[:k]
+    return [{"tag": label, "score": round(score, 3)} for score, label in ranked]

@@ -239,6 +239,9 @@ class ModelRegistry:
             ("feature", meta.feature_version, feature_version),
             ("front-end", meta.frontend_version, frontend_version),
         ):
+            served = theirs is None or theirs in features.SERVES_FRONTENDS
+            if what == "front-end" and ours == features.FRONTEND_VERSION and served:
+                continue  # an older front-end's outputs are a subset of this one's
             if theirs is not None and theirs != ours:
                 raise ModelIncompatible(
                     f"The current model (v{meta.version}) was trained with {what} version "

@@ -10,20 +10,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.errors import MimiError
+from model_store.calibrate import fit_temperature, reliability, song_logits, temper
 from model_store.evaluate import score
 from model_store.head import HeadConfig, Progress, SongEmbeddings, fit, n_val_songs, song_log_probs
+from model_store.openset import (
+    Reference,
+    build_reference,
+    fit_threshold,
+    known_scores,
+)
 
 VAL_FRACTION = 0.2
 
 
 @dataclass
 class TrainResult:
-    """A trained head, its artists in class order, honest metrics and wall time."""
+    """A trained head, its artists in class order, honest metrics and wall time; musicnn heads
+    also carry the reference their open-set score compares clips with."""
 
     model: object
     artists: list[str]
     metrics: dict
     seconds: float
+    reference: Reference | None = None
 
 
 def artist_order(songs: Sequence[SongEmbeddings]) -> list[str]:
@@ -102,14 +111,42 @@ def train_head_model(
         metrics.update(score([index[s.artist] for s in val], clips, len(artists)))
         metrics["held_out"] = held_out_records(val, clips, artists)
         metrics["measurable"] = True
+        metrics.update(honesty(train, val, clips, artists, config))
         model, info = fit(songs, [], artists, config, None)
     else:
         model, info = fit(songs, [], artists, config, progress)
         metrics.update(unmeasurable(songs))
+        metrics.update(honesty(songs, [], [], artists, config))
+    reference = build_reference(songs, config.parts, [str(s.song_id) for s in songs])
     metrics["epochs"] = info["epochs"]
     metrics["artists"] = artists
     metrics["head"] = {"parts": list(config.parts), "level": config.level}
-    return TrainResult(model, artists, metrics, round(time.perf_counter() - started, 2))
+    seconds = round(time.perf_counter() - started, 2)
+    return TrainResult(model, artists, metrics, seconds, reference)
+
+
+def honesty(
+    train: Sequence[SongEmbeddings],
+    val: Sequence[SongEmbeddings],
+    clips: Sequence[np.ndarray],
+    artists: Sequence[str],
+    config: HeadConfig,
+) -> dict:
+    """Calibration (a temperature) and the open-set threshold, fitted on held-out songs (with
+    none: the dev-set priors)."""
+    labels = [artists.index(s.artist) for s in val]
+    temperature = fit_temperature([song_logits(c) for c in clips], labels)
+    calibration: dict = {"temperature": temperature, "songs": len(val)}
+    if val:
+        calibration.update(reliability(labels, [temper(c, temperature) for c in clips]))
+    reference = build_reference(train, config.parts, [str(s.song_id) for s in train])
+    predicted = [artists[int(song_logits(c).argmax())] for c in clips]
+    scores = known_scores(reference, val, predicted, config.parts)
+    right = [x for x, p, s in zip(scores, predicted, val, strict=True) if p == s.artist]
+    return {
+        "calibration": calibration,
+        "open_set": {"threshold": fit_threshold(right), "songs": len(right)},
+    }
 
 
 def held_out_records(
@@ -179,12 +216,28 @@ def musicnn_method(config: HeadConfig | None = None):
     config = config or HeadConfig()
 
     def method(train: Sequence[SongEmbeddings], artists: Sequence[str]):
-        result = train_head_model(train, config)
-        order = [result.artists.index(a) for a in artists]
-
-        def predictor(test: Sequence[SongEmbeddings]) -> list[np.ndarray]:
-            return [clips[:, order] for clips in predict_clips(result.model, test, config)]
-
-        return predictor
+        return HeadPredictor(train_head_model(train, config), artists, config)
 
     return method
+
+
+class HeadPredictor:
+    """A trained head as an evaluation predictor: calibrated per-clip log-probabilities in the
+    evaluation's artist order, plus the open-set score and threshold it answers with."""
+
+    def __init__(self, result: TrainResult, artists: Sequence[str], config: HeadConfig) -> None:
+        self.result, self.config = result, config
+        self.order = [result.artists.index(a) for a in artists]
+        self.temperature = float(result.metrics["calibration"]["temperature"])
+        self.threshold = float(result.metrics["open_set"]["threshold"])
+
+    def __call__(self, test: Sequence[SongEmbeddings]) -> list[np.ndarray]:
+        """Per test song: (clips x artists) log-probabilities under the fitted temperature."""
+        clips = predict_clips(self.result.model, test, self.config)
+        return [temper(c, self.temperature)[:, self.order] for c in clips]
+
+    def known_scores(self, test: Sequence[SongEmbeddings]) -> list[float]:
+        """Per test song: how much it sounds like the artist the head names (open-set score)."""
+        clips = predict_clips(self.result.model, test, self.config)
+        named = [self.result.artists[int(song_logits(c).argmax())] for c in clips]
+        return known_scores(self.result.reference, test, named, self.config.parts)

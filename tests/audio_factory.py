@@ -39,6 +39,17 @@ def synth(
     return np.repeat(y[:, None], channels, axis=1) if channels > 1 else y
 
 
+def stranger(path: Path, seconds: float = 14.0) -> Path:
+    """A WAV clip like no `synth` voice: bursts of filtered noise, nothing tonal (an artist no
+    server taught)."""
+    rng = np.random.default_rng(5)
+    rate = 22050
+    t = np.arange(int(seconds * rate)) / rate
+    noise = np.convolve(rng.standard_normal(t.size), np.ones(8) / 8, mode="same")
+    bursts = (np.sin(2 * np.pi * 3.3 * t) > 0.6).astype(np.float32)
+    return write_wav(path, (0.6 * noise * bursts / np.abs(noise).max()).astype(np.float32), rate)
+
+
 def write_wav(path: Path, samples: np.ndarray, rate: int, subtype: str = "PCM_16") -> Path:
     """Write samples as a WAV file with soundfile."""
     sf.write(path, samples, rate, subtype=subtype, format="WAV")

@@ -171,8 +171,16 @@ def test_train_guess_stats_models_rollback(tmp_path: Path, library: Path) -> Non
 
 
 def test_eval_reports_song_level_metrics(tmp_path: Path, library: Path) -> None:
-    """eval cross-validates a folder by song without creating any guild data."""
-    out = mimi("eval", str(library), "--folds", "2", "--json", cwd=tmp_path)
+    """eval cross-validates a folder by song without creating any guild data, with calibration
+    and open-set figures against a folder of artists it never taught."""
+    strangers = tmp_path / "strangers" / "Gamma"
+    strangers.mkdir(parents=True)
+    for i in range(2):
+        encode(strangers / f"gamma{i}.mp3", "mp3", voice=6, seed=i)
+    out = mimi(
+        "eval", str(library), "--folds", "2", "--unknown", str(strangers.parent), "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     fields = {
@@ -188,6 +196,11 @@ def test_eval_reports_song_level_metrics(tmp_path: Path, library: Path) -> None:
     }
     assert fields <= result.keys()
     assert result["songs"] == 4 and result["folds"] == 2 and result["artists"] == ["Alpha", "Beta"]
+    assert 0 <= result["ece"] <= 1 and result["calibration"]["ece"] == result["ece"]
+    open_set = result["open_set"]
+    assert {"auroc", "unknown_rejected", "known_kept", "threshold"} <= open_set.keys()
+    assert open_set["protocol"] == "unknown folder" and open_set["unknown_songs"] == 2 * 2
+    assert 0 <= open_set["auroc"] <= 1 and 0 <= open_set["unknown_rejected"] <= 1
     assert not (tmp_path / "data").exists()
 
 

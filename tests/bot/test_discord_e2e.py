@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from bot.client import MimiBot
 from bot.config import Settings
-from tests.audio_factory import encode
+from tests.audio_factory import encode, stranger
 from tests.discord_standin import DiscordStandIn, running_bot
 from tests.hostile_corpus import ACCEPTED, CASES, CODE_WORDS, RESIDENTS, Case, corpus, source
 
@@ -36,6 +36,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         out[f"new_{artist}.ogg"] = encode(
             folder / f"new_{artist}.ogg", "ogg", seconds=14, voice=voice, seed=50
         ).read_bytes()
+    out["stranger.wav"] = stranger(folder / "stranger.wav").read_bytes()
     return out
 
 
@@ -101,6 +102,9 @@ async def test_teach_retrain_guess_stats(env, files) -> None:
         assert answer.embeds[0]["title"] == f"Sounds like {artist}"
         assert f"model v{version}" in answer.embeds[0]["footer"]["text"]
         assert answer.files[0][0] == "guess.png" and answer.files[0][1][:4] == b"\x89PNG"
+    att = standin.add_file("stranger.wav", files["stranger.wav"], "audio/wav")
+    odd = await (await standin.invoke(HOME, "guess", {"clip": att})).final(timeout=60)
+    assert odd.embeds[0]["title"].startswith("This doesn't sound like anyone I know here — closest")
     inter = await standin.invoke(HOME, "stats")
     stats = await inter.final(timeout=30)
     fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
@@ -260,7 +264,7 @@ async def test_hostile_guess_gets_private_specific_answer(env, hostile, case: Ca
     assert_inert(reply)
     if case.guess_expect == ACCEPTED:
         assert reply.embeds and not reply.ephemeral, reply.content
-        assert reply.embeds[0]["title"].startswith(("Sounds like", "Not sure"))
+        assert reply.embeds[0]["title"].startswith(("Sounds like", "Not sure", "This doesn't"))
     else:
         assert_refusal(reply, case, case.guess_expect)
 

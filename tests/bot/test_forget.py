@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -16,38 +15,7 @@ from bot.jobs import guess_file, train_job
 from bot.service import Mimi
 from model_store.registry import NoModel
 from tests.audio_factory import encode
-
-VOICES = {"Drone": 0, "Chime": 4, "Pulse": 8}
-GUILD = 5
-
-
-async def teach_three(mimi: Mimi, tmp_path: Path, songs: int = 2) -> dict[str, list[int]]:
-    """Teach `songs` real MP3s of each of three synthetic artists; their song ids."""
-    ids: dict[str, list[int]] = {}
-    for artist, voice in VOICES.items():
-        for i in range(songs):
-            path = encode(tmp_path / f"{artist}{i}.mp3", "mp3", seconds=21, voice=voice, seed=i)
-            ids.setdefault(artist, []).append((await mimi.teach(GUILD, artist, path)).id)
-    return ids
-
-
-@pytest.fixture(scope="module")
-def taught_dir(tmp_path_factory: pytest.TempPathFactory, frontend_weights: Path):
-    """A data dir with three artists taught and a model v1 trained on all of them (made once;
-    each test works on its own copy); the song ids by artist."""
-    root = tmp_path_factory.mktemp("taught")
-    settings = Settings.load(
-        environ={}, env_file=None, data_dir=root / "data", frontend_weights=frontend_weights
-    )
-
-    async def build() -> dict[str, list[int]]:
-        async with await Mimi.open(settings) as mimi:
-            ids = await teach_three(mimi, root)
-            meta = train_job(await mimi.training_job(GUILD))
-            assert meta["artists"] == ["Chime", "Drone", "Pulse"]
-            return ids
-
-    return settings.data_dir, asyncio.run(build())
+from tests.bot.taught import GUILD, VOICES
 
 
 @pytest.fixture

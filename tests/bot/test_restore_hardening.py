@@ -32,10 +32,11 @@ from bot.config import Settings
 from bot.owner import process_token
 from bot.service import Mimi
 from bot.store import NewSong, Store
+from model_store.features import WEIGHTS_FILENAME
 
 ROOT = Path(__file__).resolve().parents[2]
 GUILD, OTHER = 7, 876543210987654321
-WEIGHTS = ROOT / "pretrained" / "musicnn_msd_v1.weights.h5"  # never loaded here
+WEIGHTS = ROOT / "pretrained" / WEIGHTS_FILENAME  # never loaded here
 
 
 def settings_for(data: Path) -> Settings:

@@ -36,8 +36,10 @@ def test_patches_group_into_their_clips() -> None:
     rng = np.random.default_rng(0)
     song = fake_song(1, 0, rng)
     x, groups = examples(song, HeadConfig(level="clip"))
-    assert x.shape == (len(song.clips), PARTS["penultimate"]) and list(groups) == [0, 1, 2]
-    first = select(song.patches)[patches_in(0.0, 10.0, len(song.patches))].mean(axis=0)
+    assert x.shape == (len(song.clips), WIDTH) and list(groups) == [0, 1, 2]
+    first = select(song.patches, tuple(PARTS))[patches_in(0.0, 10.0, len(song.patches))].mean(
+        axis=0
+    )
     np.testing.assert_allclose(x[0], first, rtol=1e-6)
     xp, gp = examples(song, HeadConfig(level="patch"))
     assert len(xp) == sum(len(patches_in(s, e, 12)) for s, e in song.clips) and gp[0] == 0

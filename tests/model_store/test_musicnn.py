@@ -1,4 +1,4 @@
-"""The Keras 3 port of musicnn's MSD_musicnn reproduces the original TF1 network."""
+"""The Keras 3 port of musicnn reproduces the original TF1 MSD network; MTT runs beside it."""
 
 from __future__ import annotations
 
@@ -14,11 +14,22 @@ pytest.importorskip("tensorflow", reason="the musicnn port and its converter nee
 
 import h5py
 
-from model_store.convert import WHEEL_NAME, convert, fetch_wheel, sha256_of
+from model_store.convert import (
+    CHECKPOINT_DIRS,
+    LAYER_SCOPES,
+    WHEEL_NAME,
+    convert,
+    fetch_wheel,
+    read_checkpoint,
+    sha256_of,
+)
 from model_store.features import N_MELS, PATCH_FRAMES
 from model_store.musicnn import (
     MSD_LABELS,
+    MTT_LABELS,
     N_PARAMS,
+    NETWORK_DIMS,
+    NETWORK_PARAMS,
     OUTPUT_DIMS,
     OUTPUT_NAMES,
     embed_patches,
@@ -71,7 +82,7 @@ def port_outputs(model, reference: dict[str, np.ndarray]) -> dict[str, np.ndarra
     return embed_patches(model, reference["patches"])
 
 
-@pytest.mark.parametrize("name", OUTPUT_NAMES)
+@pytest.mark.parametrize("name", NETWORK_DIMS)
 def test_matches_original_tf1_network(
     name: str, port_outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]
 ) -> None:
@@ -81,6 +92,25 @@ def test_matches_original_tf1_network(
     assert np.isfinite(got).all()
     diff = float(np.abs(got - ref).max())
     assert diff <= 1e-3 * max(1.0, float(np.abs(ref).max())), f"{name}: max |diff| {diff}"
+
+
+def test_mtt_network_runs_beside_msd(port_outputs: dict[str, np.ndarray]) -> None:
+    """MTT's outputs are finite, shaped like MSD's, and differ from them (another network)."""
+    for name, dim in NETWORK_DIMS.items():
+        mtt = port_outputs[f"mtt_{name}"]
+        assert mtt.shape == (len(port_outputs[name]), dim) and np.isfinite(mtt).all()
+        assert np.abs(mtt - port_outputs[name]).max() > 1e-2, name
+    taggram = port_outputs["mtt_taggram"]
+    assert ((taggram > 0) & (taggram < 1)).all()
+
+
+def test_each_network_holds_its_own_checkpoint(wheel: Path, model) -> None:
+    """The MSD and MTT sub-networks carry exactly their checkpoint's tag layer."""
+    for network, folder in CHECKPOINT_DIRS.items():
+        variables = read_checkpoint(wheel, folder)
+        kernel, bias = model.get_layer(f"{network}_musicnn").get_layer("logits").get_weights()
+        np.testing.assert_array_equal(kernel, variables[f"{LAYER_SCOPES['logits']}/kernel"])
+        np.testing.assert_array_equal(bias, variables[f"{LAYER_SCOPES['logits']}/bias"])
 
 
 def test_batch_size_does_not_change_outputs(model, patches: np.ndarray) -> None:
@@ -101,8 +131,8 @@ def test_empty_and_malformed_input(model) -> None:
 
 
 def test_parameter_count(model) -> None:
-    """The port holds exactly the checkpoint's 792,079 model parameters."""
-    assert model.count_params() == N_PARAMS == 792_079
+    """The port holds exactly the two checkpoints' 2 x 792,079 model parameters."""
+    assert model.count_params() == N_PARAMS == 2 * NETWORK_PARAMS == 2 * 792_079
 
 
 def _h5_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -126,7 +156,7 @@ def test_conversion_is_reproducible(wheel: Path, weights: Path, tmp_path: Path) 
 
 
 def test_labels_match_wheel_configuration(wheel: Path) -> None:
-    """MSD_LABELS equals musicnn/configuration.py's list, read from the wheel without importing."""
+    """MSD_LABELS and MTT_LABELS equal musicnn/configuration.py's lists (read, not imported)."""
     with zipfile.ZipFile(wheel) as zf:
         tree = ast.parse(zf.read("musicnn/configuration.py"))
     assigned = {
@@ -137,7 +167,8 @@ def test_labels_match_wheel_configuration(wheel: Path) -> None:
         if isinstance(t, ast.Name)
     }
     assert tuple(ast.literal_eval(assigned["MSD_LABELS"])) == MSD_LABELS
-    assert len(MSD_LABELS) == 50
+    assert tuple(ast.literal_eval(assigned["MTT_LABELS"])) == MTT_LABELS
+    assert len(MSD_LABELS) == len(MTT_LABELS) == 50
 
 
 def test_fetch_refuses_tampered_wheel(tmp_path: Path) -> None:

@@ -229,12 +229,15 @@ def test_feature_version_mismatch(tmp_path: Path) -> None:
 
 
 def test_frontend_version_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A model on another front-end version is refused, explicitly or against the installed one."""
+    """A model on another front-end version is refused, explicitly or against the installed one,
+    unless the installed front-end still computes its features (v1 under v2)."""
     reg = ModelRegistry(tmp_path)
+    publish(reg, 1, kind="musicnn-head", frontend_version=3)
+    with pytest.raises(ModelIncompatible, match="front-end version 3 but this mimi uses 2"):
+        reg.require_current(1)
     publish(reg, 1, kind="musicnn-head", frontend_version=1)
-    assert reg.require_current(1, frontend_version=1).version == 1
-    with pytest.raises(ModelIncompatible, match="front-end version 1 but this mimi uses 2"):
-        reg.require_current(1, frontend_version=2)
+    assert reg.require_current(1, frontend_version=1).version == 2
+    assert reg.require_current(1).version == 2  # v2 computes v1's MSD outputs unchanged
     monkeypatch.setattr(registry, "_frontend_version", lambda: 3)
     with pytest.raises(ModelIncompatible, match="front-end version 1 but this mimi uses 3"):
         reg.require_current(1)
