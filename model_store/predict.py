@@ -9,7 +9,6 @@ import numpy as np
 from model_store.calibrate import log_softmax
 from model_store.embed import PARTS
 from model_store.features import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE, frames_for
-from model_store.musicnn import LABELS, NETWORKS, output_name
 
 WINDOW_FRAMES = frames_for(10.0)  # a window is one training clip: 10 s
 
@@ -29,7 +28,7 @@ def _musicnn_window_probs(
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """(windows x artists) probabilities, each network's mean taggram and the patch features
     (for the open-set score), from the pretrained front-end."""
-    from model_store.musicnn import embed_patches
+    from model_store.musicnn import NETWORKS, embed_patches, output_name
 
     spans, patches = [], []
     for s in starts:
@@ -135,6 +134,8 @@ def summarise(
 def top_tags(taggrams: dict[str, np.ndarray], k: int = 3, floor: float = 0.1) -> list[dict]:
     """The strongest tags of a clip over both networks' vocabularies ("sounds like: piano,
     ambient, 80s"), above a small floor; a tag both networks know counts once, at its best."""
+    from model_store.musicnn import LABELS
+
     best: dict[str, tuple[float, str]] = {}
     for network, taggram in taggrams.items():
         for label, value in zip(LABELS[network], taggram, strict=True):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
 from bot.inference import guess_config
 from bot.jobs import guess_file, train_job
 from bot.service import Mimi
@@ -19,12 +17,9 @@ from tests.bot.taught import GUILD, VOICES
 
 
 @pytest.fixture
-async def mimi(settings: Settings, taught_dir):
-    """The service opened on this test's own copy of the taught data dir."""
-    shutil.copytree(taught_dir[0], settings.data_dir)
-    service = await Mimi.open(settings)
-    yield service
-    await service.close()
+def mimi(taught_mimi: Mimi) -> Mimi:
+    """The service on this test's own copy of the taught data dir."""
+    return taught_mimi
 
 
 @pytest.fixture

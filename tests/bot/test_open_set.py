@@ -25,12 +25,9 @@ from tests.bot.taught import GUILD, VOICES
 
 
 @pytest.fixture
-async def mimi(settings: Settings, taught_dir):
-    """The service opened on this test's own copy of the taught data dir."""
-    shutil.copytree(taught_dir[0], settings.data_dir)
-    service = await Mimi.open(settings)
-    yield service
-    await service.close()
+def mimi(taught_mimi: Mimi) -> Mimi:
+    """The service on this test's own copy of the taught data dir."""
+    return taught_mimi
 
 
 def known_clip(tmp_path: Path, artist: str) -> Path:
