@@ -9,6 +9,8 @@ import numpy as np
 # The temperature measured on the dev set (bench/train_eval.py, held-out songs at 2-5 songs per
 # artist); a server's own held-out songs move it away from this in proportion to their number.
 PRIOR_TEMPERATURE = 0.75
+# A server where some artist has a single song has no held-out songs; measured at 1 song each.
+UNVALIDATED_TEMPERATURE = 1.15
 PRIOR_SONGS = 8.0  # the prior weighs as much as this many held-out songs
 PRIOR_SPREAD = 0.5  # standard deviation of log(temperature) under the prior
 TEMPERATURES = np.exp(np.linspace(np.log(0.05), np.log(20.0), 241))

@@ -10,10 +10,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.errors import MimiError
-from model_store.calibrate import fit_temperature, reliability, song_logits, temper
+from model_store.calibrate import (
+    PRIOR_TEMPERATURE,
+    UNVALIDATED_TEMPERATURE,
+    fit_temperature,
+    reliability,
+    song_logits,
+    temper,
+)
 from model_store.evaluate import score
 from model_store.head import HeadConfig, Progress, SongEmbeddings, fit, n_val_songs, song_log_probs
 from model_store.openset import (
+    PRIOR_THRESHOLD,
+    UNVALIDATED_THRESHOLD,
     Reference,
     build_reference,
     fit_threshold,
@@ -135,7 +144,8 @@ def honesty(
     """Calibration (a temperature) and the open-set threshold, fitted on held-out songs (with
     none: the dev-set priors)."""
     labels = [artists.index(s.artist) for s in val]
-    temperature = fit_temperature([song_logits(c) for c in clips], labels)
+    prior_t = PRIOR_TEMPERATURE if val else UNVALIDATED_TEMPERATURE
+    temperature = fit_temperature([song_logits(c) for c in clips], labels, prior=prior_t)
     calibration: dict = {"temperature": temperature, "songs": len(val)}
     if val:
         calibration.update(reliability(labels, [temper(c, temperature) for c in clips]))
@@ -145,7 +155,12 @@ def honesty(
     right = [x for x, p, s in zip(scores, predicted, val, strict=True) if p == s.artist]
     return {
         "calibration": calibration,
-        "open_set": {"threshold": fit_threshold(right), "songs": len(right)},
+        "open_set": {
+            "threshold": fit_threshold(
+                right, prior=PRIOR_THRESHOLD if val else UNVALIDATED_THRESHOLD
+            ),
+            "songs": len(right),
+        },
     }
 
 
