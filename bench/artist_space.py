@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model_store import embed  # noqa: E402
+from model_store.calibrate import log_softmax  # noqa: E402
 from model_store.evaluate import Split, fewshot_splits, kfold_splits, score  # noqa: E402
 from model_store.head import (  # noqa: E402
     HeadConfig,
@@ -35,7 +36,6 @@ from model_store.head import (  # noqa: E402
     examples,
     fit,
     imprint,
-    softmax,
     song_log_probs,
 )
 from model_store.train import artist_order  # noqa: E402
@@ -237,23 +237,18 @@ def transductive(
     k = len(artists)
     sums = np.stack([zl[yl == c].sum(axis=0) for c in range(k)])
     base = normed(sums)
-    q = [softmax(c.mean(axis=0)) for c in logps]  # the head's song posteriors start it off
+    # the head's song posteriors start it off
+    q = [np.exp(log_softmax(c.mean(axis=0))) for c in logps]
     for _ in range(rounds):
         s_u = sum(qi[:, None] * z.sum(axis=0)[None] for qi, z in zip(q, zu, strict=True))
         cents = normed(sums + s_u)  # (sum of labelled + q-weighted unlabelled) / count, normed
         ncm = [log_softmax(config.scale * z @ cents.T) for z in zu]
-        q = [softmax(c.mean(axis=0)) for c in ncm]
+        q = [np.exp(log_softmax(c.mean(axis=0))) for c in ncm]
     shifted = [
         log_softmax(c + config.scale * (z @ cents.T - z @ base.T))
         for c, z in zip(logps, zu, strict=True)
     ]
     return shifted, ncm
-
-
-def log_softmax(v: np.ndarray) -> np.ndarray:
-    """Log-softmax along the last axis."""
-    v = v - v.max(axis=-1, keepdims=True)
-    return v - np.log(np.exp(v).sum(axis=-1, keepdims=True))
 
 
 def run_split(songs: Songs, split: Split, names: list[str], ideas: set[str]) -> dict:

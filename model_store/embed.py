@@ -51,6 +51,12 @@ def embed_mel(model, mel: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return np.concatenate([out[k] for k in PARTS], axis=1).astype(EMBED_DTYPE)
 
 
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as float32 (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def select(embeddings: np.ndarray, parts: Sequence[str] = ("penultimate",)) -> np.ndarray:
     """The columns of `parts` from full embeddings, as float32."""
     cols, offset = [], 0

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model_store.calibrate import log_softmax, song_logits
+
 # A method trains on songs and returns a predictor giving, per test song, per-clip log-probs.
 Predictor = Callable[[Sequence], list[np.ndarray]]
 Method = Callable[[Sequence, Sequence[str]], Predictor]
@@ -131,17 +133,16 @@ def cross_validate(
 
 def song_confidence(clips: np.ndarray) -> float:
     """The top probability a member is shown for a song (softmax of its mean log-prob)."""
-    mean = np.asarray(clips, dtype=np.float64).mean(axis=0)
-    p = np.exp(mean - mean.max())
-    return float(p.max() / p.sum())
+    return float(np.exp(log_softmax(song_logits(clips))).max())
 
 
 def novelty_of(predictor: Predictor, test: Sequence, clips: list[np.ndarray]) -> tuple[list, float]:
     """Per test song a "known" score (higher: more like a taught artist) and the threshold
-    below which the predictor answers "no one I know": its own, else the top probability."""
+    below which the predictor answers "no one I know": its own (given the songs and the
+    predictor's own answers for them, `clips`), else the top probability."""
     scorer = getattr(predictor, "known_scores", None)
     if scorer is not None:
-        return list(scorer(test)), float(predictor.threshold)
+        return list(scorer(test, clips)), float(predictor.threshold)
     return [song_confidence(c) for c in clips], UNSURE_BELOW
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model_store.embed import patches_in, select
+from model_store.embed import patches_in, select, unit
 
 Progress = Callable[[int, int, float | None], None]  # epoch, of epochs, validation accuracy
 CHUNK_EPOCHS = 10  # epochs per compiled training call (and per progress report)
@@ -88,14 +88,13 @@ def build_model(input_shape: tuple[int, ...], n_classes: int, config: HeadConfig
 
 def imprint(model, x: np.ndarray, y: np.ndarray, scale: float) -> None:
     """Start the output layer at the artists' mean directions (a nearest-centroid classifier)."""
-    z = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    z = unit(x)
     n = model.get_layer("artist").units
     centroids = np.zeros((n, z.shape[1]), np.float32)
     for k in range(n):
         if (y == k).any():
             centroids[k] = z[y == k].mean(axis=0)
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    model.get_layer("artist").set_weights([scale * centroids.T, np.zeros(n, np.float32)])
+    model.get_layer("artist").set_weights([scale * unit(centroids).T, np.zeros(n, np.float32)])
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -190,12 +189,6 @@ def song_log_probs(
         clips = np.stack([part[groups == g].mean(axis=0) for g in np.unique(groups)])
         out.append((clips, clips.mean(axis=0)))
     return out
-
-
-def softmax(logp: np.ndarray) -> np.ndarray:
-    """Probabilities from (unnormalised) log-probabilities along the last axis."""
-    z = np.exp(logp - logp.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
 
 
 def n_val_songs(n_songs: int, fraction: float) -> int:

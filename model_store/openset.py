@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_store.embed import select
+from model_store.embed import select, unit
 
 REFERENCE_FILE = "reference.npz"
 REFERENCE_DTYPE = np.float16
@@ -54,12 +54,6 @@ class Reference:
                 tuple(str(k) for k in data["keys"]),
                 tuple(str(a) for a in data["artists"]),
             )
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def build_reference(songs: Sequence, parts: Sequence[str], keys: Sequence[str]) -> Reference:

@@ -110,8 +110,7 @@ def summarise(
     logp = np.where(present, np.log(np.clip(probs, 1e-7, 1.0)) / temperature, -np.inf)
     probs = np.exp(log_softmax(logp))  # each window's probabilities, calibrated
     mean = np.where(present, logp.mean(axis=0), -np.inf)
-    overall = np.exp(mean - mean.max())
-    overall /= overall.sum()
+    overall = np.exp(log_softmax(mean))
     order = [i for i in np.argsort(-overall) if present[i]][:top_k]
     seconds_per_frame = HOP_LENGTH / SAMPLE_RATE
     windows = [

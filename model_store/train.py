@@ -241,7 +241,7 @@ class HeadPredictor:
     evaluation's artist order, plus the open-set score and threshold it answers with."""
 
     def __init__(self, result: TrainResult, artists: Sequence[str], config: HeadConfig) -> None:
-        self.result, self.config = result, config
+        self.result, self.config, self.artists = result, config, list(artists)
         self.order = [result.artists.index(a) for a in artists]
         self.temperature = float(result.metrics["calibration"]["temperature"])
         self.threshold = float(result.metrics["open_set"]["threshold"])
@@ -251,8 +251,10 @@ class HeadPredictor:
         clips = predict_clips(self.result.model, test, self.config)
         return [temper(c, self.temperature)[:, self.order] for c in clips]
 
-    def known_scores(self, test: Sequence[SongEmbeddings]) -> list[float]:
-        """Per test song: how much it sounds like the artist the head names (open-set score)."""
-        clips = predict_clips(self.result.model, test, self.config)
-        named = [self.result.artists[int(song_logits(c).argmax())] for c in clips]
+    def known_scores(
+        self, test: Sequence[SongEmbeddings], clips: Sequence[np.ndarray]
+    ) -> list[float]:
+        """Per test song: how much it sounds like the artist the head named for it (`clips`:
+        this predictor's answers for `test`), the open-set score."""
+        named = [self.artists[int(song_logits(c).argmax())] for c in clips]
         return known_scores(self.result.reference, test, named, self.config.parts)

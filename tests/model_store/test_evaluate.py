@@ -88,7 +88,7 @@ class OracleScorer:
         rows = [self.artists.index(ARTISTS[t]) if ARTISTS[t] in self.artists else 0 for t in test]
         return [np.log(np.eye(len(self.artists))[[r]] + 1e-9) for r in rows]
 
-    def known_scores(self, test) -> list[float]:
+    def known_scores(self, test, clips) -> list[float]:
         """0.9 for taught artists' songs, 0.1 for the others."""
         return [0.9 if ARTISTS[t] in self.artists else 0.1 for t in test]
 
