@@ -46,13 +46,14 @@ DEFAULT_STAGES: dict[str, Stage] = {LOGMEL.name: LOGMEL}
 EMBEDDING = "embedding"
 
 
-def stages_with_embeddings(weights: Path) -> dict[str, Stage]:
-    """The log-mel stage plus musicnn patch embeddings computed with the weights at `weights`."""
+def stages_with_embeddings(weights: Path, threads: int = 1) -> dict[str, Stage]:
+    """The log-mel stage plus musicnn patch embeddings from the front-end set up beside
+    `weights` (its LiteRT export), run with `threads` threads."""
 
     def compute(mel: np.ndarray) -> np.ndarray:
         from model_store.embed import embed_mel, frontend
 
-        return embed_mel(frontend(weights), mel.astype(np.float32))
+        return embed_mel(frontend(weights, threads), mel.astype(np.float32))
 
     version = f"f{features.FEATURE_VERSION}m{features.FRONTEND_VERSION}"
     return {**DEFAULT_STAGES, EMBEDDING: Stage(EMBEDDING, version, LOGMEL.name, compute)}

@@ -21,7 +21,7 @@ from bot.store import Song
 from model_store import quiet_tensorflow_import
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-NEEDS_TENSORFLOW = ("teach", "import", "train", "guess", "eval")
+NEEDS_TENSORFLOW = ("train", "eval")  # inference runs in LiteRT; only training needs TF
 NEEDS_WEIGHTS = ("teach", "import", "guess")  # and eval with the musicnn model
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head -c1` exits with
 
@@ -197,8 +197,7 @@ def _run(settings: Settings) -> int:
         if settings.wait_for_token:  # Docker: stay up (unhealthy) and say why, no restart loop
             return wait_for_token(settings)
         raise MimiError(NO_TOKEN)
-    quiet_tensorflow_import()
-    return run_bot(settings)
+    return run_bot(settings)  # (TensorFlow loads only in the training worker, on demand)
 
 
 def _health(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,8 +18,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.health import HEARTBEAT_EVERY_S, heartbeat_path, write_heartbeat
-from bot.inference import InferenceService
-from bot.pool import WarmPool
+from bot.inference import InferenceService, audio_pool
 from bot.service import Mimi
 from bot.training import TrainingService
 
@@ -57,7 +56,8 @@ class MimiBot(commands.Bot):
             guild_ready_timeout=guild_ready_timeout,
         )
         self.settings = settings
-        self.ingest_pool = WarmPool("reading", settings.frontend_weights, settings.ingest_workers)
+        # One pool reads uploads and answers guesses: both need the same front-end.
+        self.audio_pool = audio_pool(settings)
         self.mimi: Mimi
         self.training: TrainingService
         self.inference: InferenceService
@@ -75,13 +75,12 @@ class MimiBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Open the store and the worker pools, then load every cog."""
-        self.ingest_pool.start()
-        self.mimi = await Mimi.open(self.settings, run=self.ingest_pool.run)
+        self.audio_pool.start()
+        self.mimi = await Mimi.open(self.settings, run=self.audio_pool.run)
         self.training = TrainingService(self.settings, self.mimi.store)
         await self.training.start()
         await self.training.resume()
-        self.inference = InferenceService(self.settings)
-        await self.inference.start()
+        self.inference = InferenceService(self.settings, self.audio_pool)
         self.tree.on_error = self.on_app_command_error
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -110,7 +109,7 @@ class MimiBot(commands.Bot):
             service = getattr(self, name, None)
             if service is not None:
                 await service.close()
-        await self.ingest_pool.close()
+        await self.audio_pool.close()
         if hasattr(self, "mimi"):
             await self.mimi.close()
         await super().close()
@@ -130,10 +129,13 @@ class MimiBot(commands.Bot):
             database: dict = {"ok": True}
         except Exception as err:  # the heartbeat reports it; `mimi health` fails on it
             database = {"ok": False, "error": str(err) or type(err).__name__}
-        pools = {
-            name: {"state": pool.heal(), "pids": pool.pids()}
-            for name, pool in (("reading", self.ingest_pool), ("guessing", self.inference.pool))
+        audio = {
+            "state": self.audio_pool.heal(),
+            "pids": self.audio_pool.pids(),
+            "queued": self.audio_pool.queued(),
         }
+        # "reading" and "guessing" name the same shared pool (kept for tools that read them).
+        pools = {"audio": audio, "reading": audio, "guessing": audio}
         pools["training"] = {"state": self.training.heal(), "pids": self.training.worker_pids()}
         latency = self.latency
         return {

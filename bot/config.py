@@ -74,6 +74,8 @@ class Settings:
     models_keep: int = field(default=5, metadata={"env": "MIMI_MODELS_KEEP"})
     train_quiet_s: float = field(default=20.0, metadata={"env": "MIMI_TRAIN_QUIET_S"})
     train_workers: int = field(default=1, metadata={"env": "MIMI_TRAIN_WORKERS"})
+    # The training worker (the only process with TensorFlow) exits after this long idle.
+    train_idle_s: float = field(default=120.0, metadata={"env": "MIMI_TRAIN_IDLE_S"})
     unsure_below: float = field(default=0.5, metadata={"env": "MIMI_UNSURE_BELOW"})
     guess_windows: int = field(default=10, metadata={"env": "MIMI_GUESS_WINDOWS"})
     discord_api_base: str = field(default="", metadata={"env": "DISCORD_API_BASE"})
@@ -83,7 +85,10 @@ class Settings:
     max_guild_songs: int = field(default=500, metadata={"env": "MIMI_MAX_GUILD_SONGS"})
     max_guild_artists: int = field(default=50, metadata={"env": "MIMI_MAX_GUILD_ARTISTS"})
     max_guild_minutes: float = field(default=3000.0, metadata={"env": "MIMI_MAX_GUILD_MINUTES"})
-    ingest_workers: int = field(default=1, metadata={"env": "MIMI_INGEST_WORKERS"})
+    # Worker processes that read uploads and answer guesses (one front-end each, ~300 MB).
+    audio_workers: int = field(default=1, metadata={"env": "MIMI_AUDIO_WORKERS"})
+    # Threads each audio worker's front-end uses for one call.
+    infer_threads: int = field(default=1, metadata={"env": "MIMI_INFER_THREADS"})
     log_level: str = field(default="INFO", metadata={"env": "MIMI_LOG_LEVEL"})
     cdn_hosts: str = field(
         default="cdn.discordapp.com,media.discordapp.net", metadata={"env": "MIMI_CDN_HOSTS"}
@@ -126,7 +131,8 @@ class Settings:
             "models_keep",
             "train_workers",
             "guess_windows",
-            "ingest_workers",
+            "audio_workers",
+            "infer_threads",
             "max_guild_songs",
             "max_guild_artists",
             "max_guild_minutes",
@@ -138,8 +144,8 @@ class Settings:
             raise SettingsError("MIMI_UNSURE_BELOW must be between 0 and 1")
         if self.teach_cooldown_s < 0 or self.guess_cooldown_s < 0:
             raise SettingsError("cooldowns must not be negative")
-        if self.train_quiet_s < 0:
-            raise SettingsError("MIMI_TRAIN_QUIET_S must not be negative")
+        if self.train_quiet_s < 0 or self.train_idle_s < 0:
+            raise SettingsError("MIMI_TRAIN_QUIET_S and MIMI_TRAIN_IDLE_S must not be negative")
         if self.clip_seconds > self.max_song_seconds:
             raise SettingsError("MIMI_CLIP_SECONDS must be shorter than MIMI_MAX_SONG_MINUTES")
 
@@ -152,6 +158,8 @@ class Settings:
         if env_file is not None and env_file.is_file():
             raw.update(dotenv_values(env_file))
         raw.update(os.environ if environ is None else environ)
+        if not raw.get("MIMI_AUDIO_WORKERS"):  # its name before reading and guessing merged
+            raw["MIMI_AUDIO_WORKERS"] = raw.get("MIMI_INGEST_WORKERS")
         values: dict[str, object] = {}
         for f in fields(cls):
             text = raw.get(f.metadata["env"])

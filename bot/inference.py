@@ -1,4 +1,4 @@
-"""Guessing in a warm worker process that keeps TensorFlow, the front-end and models loaded."""
+"""Guessing in the warm audio worker, which keeps the front-end and recent guild heads loaded."""
 
 from __future__ import annotations
 
@@ -22,13 +22,21 @@ def guess_config(settings: Settings, top_k: int = 3) -> GuessConfig:
     )
 
 
-class InferenceService:
-    """One warm worker caching recent guild models; a crashed worker is replaced."""
+def audio_pool(settings: Settings) -> WarmPool:
+    """The worker pool that reads uploads and answers guesses (they share the front-end)."""
+    return WarmPool(
+        "audio", settings.frontend_weights, settings.audio_workers, settings.infer_threads
+    )
 
-    def __init__(self, settings: Settings) -> None:
+
+class InferenceService:
+    """Guesses in the audio workers (its own pool unless given the bot's shared one)."""
+
+    def __init__(self, settings: Settings, pool: WarmPool | None = None) -> None:
         self.settings = settings
         self.config = guess_config(settings)
-        self.pool = WarmPool("guessing", settings.frontend_weights)
+        self._owns_pool = pool is None
+        self.pool = pool or audio_pool(settings)
 
     async def start(self) -> None:
         """Start the worker and let it warm up in the background."""
@@ -36,8 +44,10 @@ class InferenceService:
 
     async def guess(self, guild_id: int, path: Path, top_k: int = 3) -> dict:
         """Guess the artist of the clip at `path` with the guild's current model."""
-        return await self.pool.run(guess_file, path, guild_id, replace(self.config, top_k=top_k))
+        config = replace(self.config, top_k=top_k)
+        return await self.pool.run(guess_file, path, guild_id, config, guild=guild_id)
 
     async def close(self) -> None:
-        """Stop the worker."""
-        await self.pool.close()
+        """Stop the worker if it is this service's own."""
+        if self._owns_pool:
+            await self.pool.close()

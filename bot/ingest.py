@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.errors import AudioRejected, MimiError
 from bot.sniff import open_regular, require_regular
 from model_store import features
+from model_store.lean import frontend_model_path
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class IngestConfig:
     weights: Path | None = None  # musicnn weights; None skips the embedding stage
     ffmpeg: str = ""
     owner: str | None = None  # the process that records the songs (claims their cache folders)
+    threads: int = 1  # front-end threads per call
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestConfig:
@@ -44,6 +46,7 @@ class IngestConfig:
             settings.clip_hop_seconds,
             settings.frontend_weights,
             settings.ffmpeg,
+            threads=settings.infer_threads,
         )
 
 
@@ -78,9 +81,14 @@ def missing_weights(weights: Path, *, show_path: bool = False) -> MimiError:
 
 
 def check_setup(weights: Path | None, *, show_path: bool = False) -> None:
-    """Raise the setup error when the configured musicnn weights file is missing."""
-    if weights is not None and not Path(weights).is_file():
+    """Raise the setup error when the musicnn front-end (its LiteRT export beside the
+    configured weights) is missing."""
+    if weights is None:
+        return
+    if not Path(weights).is_file():
         raise missing_weights(weights, show_path=show_path)
+    if not frontend_model_path(weights).is_file():
+        raise missing_weights(frontend_model_path(weights), show_path=show_path)
 
 
 def check_upload(path: Path, config: IngestConfig) -> None:
@@ -108,7 +116,8 @@ def song_cache(config: IngestConfig) -> SongCache:
     """The song cache with every stage this configuration computes."""
     if config.weights is None:
         return SongCache(config.cache_dir, owner=config.owner)
-    return SongCache(config.cache_dir, stages_with_embeddings(config.weights), config.owner)
+    stages = stages_with_embeddings(config.weights, config.threads)
+    return SongCache(config.cache_dir, stages, config.owner)
 
 
 def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:

@@ -13,9 +13,10 @@ import numpy as np
 
 from bot.cache import EMBEDDING, LOGMEL, SongCache, stages_with_embeddings
 from bot.config import Settings
+from bot.errors import MimiError
 from bot.ingest import IngestConfig
 from model_store import features
-from model_store.head import HeadConfig, SongEmbeddings
+from model_store.head import HEAD_FILE, HeadConfig, HeadWeights, SongEmbeddings
 from model_store.openset import REFERENCE_FILE, Reference, best_matches
 from model_store.registry import ModelMeta, ModelRegistry
 
@@ -106,6 +107,8 @@ def train_job(job: TrainJob, sink=None) -> dict:
 
     def save(folder: Path) -> None:
         result.model.save(folder / MODEL_FILE)
+        if job.kind != "scratch":  # what guessing runs, with NumPy alone
+            HeadWeights.of(result.model).save(folder / HEAD_FILE)
         if result.reference is not None:  # keyed by audio key, so forgotten songs drop out
             ref = result.reference
             rekeyed = replace(ref, keys=tuple(keys[k] for k in ref.keys))
@@ -133,16 +136,14 @@ MODEL_CACHE_SIZE = 8
 
 
 def _head(registry: ModelRegistry, guild_id: int, meta: ModelMeta) -> tuple:
-    """The guild's current Keras model and open-set reference (None for models made before
-    it existed), from a small per-process LRU keyed by version."""
-    import keras
-
+    """The guild's current head and open-set reference (None for models made before it
+    existed), from a small per-process LRU keyed by version."""
     key = (str(registry.root), guild_id, meta.version)
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
     folder = registry.folder(guild_id, meta.version)
-    model = keras.models.load_model(folder / MODEL_FILE)
+    model = _load_scratch(folder) if meta.kind == "scratch" else head_weights(folder)
     reference = (
         Reference.load(folder / REFERENCE_FILE) if (folder / REFERENCE_FILE).is_file() else None
     )
@@ -150,6 +151,39 @@ def _head(registry: ModelRegistry, guild_id: int, meta: ModelMeta) -> tuple:
     while len(_MODELS) > MODEL_CACHE_SIZE:
         _MODELS.popitem(last=False)
     return model, reference
+
+
+def head_weights(folder: Path) -> HeadWeights:
+    """A version's head for NumPy inference; a version published before head.npz existed is
+    upgraded in place from its model.keras (read without Keras) the first time it is used."""
+    path = folder / HEAD_FILE
+    if path.is_file():
+        return HeadWeights.load(path)
+    try:
+        head = HeadWeights.from_keras_file(folder / MODEL_FILE)
+    except ValueError:
+        raise MimiError(
+            "This server's current model can't be read; `/retrain` builds a fresh one.",
+            code="model_unreadable",
+        ) from None
+    tmp = folder / f".{HEAD_FILE}.{os.getpid()}.tmp"
+    with contextlib.suppress(OSError):  # (a read-only or pruned folder: use it from memory)
+        head.save(tmp)
+        os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+    return head
+
+
+def _load_scratch(folder: Path):
+    """The from-scratch CNN baseline (`--kind scratch`): the one kind of model that needs
+    Keras to answer, so TensorFlow is imported only when such a model is guessed with."""
+    from model_store import quiet_tensorflow_import
+
+    quiet_tensorflow_import()
+    import keras
+
+    return keras.models.load_model(folder / MODEL_FILE)
 
 
 @dataclass(frozen=True)
@@ -181,7 +215,7 @@ def guess_file(path: Path, guild_id: int, config: GuessConfig) -> dict:
     if meta.frontend_version is not None:
         from model_store.embed import frontend as load_frontend
 
-        frontend = load_frontend(config.ingest.weights)
+        frontend = load_frontend(config.ingest.weights, config.ingest.threads)
     parts = tuple(meta.metrics.get("head", {}).get("parts", ("penultimate",)))
     head, reference = _head(registry, guild_id, meta)
     result = guess_mel(
@@ -221,10 +255,11 @@ def yield_cpu() -> None:
         os.nice(WORKER_NICENESS)
 
 
-def warm_up(weights: Path) -> None:
-    """Worker initializer: lower priority, import TensorFlow and load the front-end."""
+def warm_up(weights: Path, threads: int = 1) -> None:
+    """Worker initializer: lower priority and load the LiteRT front-end (no TensorFlow)."""
     from model_store.embed import frontend
+    from model_store.lean import frontend_model_path
 
     yield_cpu()
-    if Path(weights).is_file():
-        frontend(weights)
+    if frontend_model_path(weights).is_file():
+        frontend(weights, threads)

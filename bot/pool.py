@@ -1,13 +1,15 @@
-"""A warm spawn-context process pool that replaces a dead worker and says so to the user."""
+"""A warm spawn-context process pool with a fair queue; it replaces a dead worker and says so."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from bot.errors import MimiError
 from bot.jobs import warm_up
 
 log = logging.getLogger(__name__)
+MAX_REMEMBERED_LANES = 1024  # (guild, task) pairs whose last turn the queue remembers
 
 
 def executor_pids(executor: ProcessPoolExecutor | None) -> list[int]:
@@ -34,22 +37,42 @@ def executor_state(executor: ProcessPoolExecutor | None) -> str:
     return "ok" if processes else "idle"
 
 
-class WarmPool:
-    """Workers that import TensorFlow and load the front-end once, before the first task."""
+@dataclass
+class _Job:
+    """One queued call and the future its caller awaits."""
 
-    def __init__(self, name: str, weights: Path, workers: int = 1) -> None:
+    fn: Callable[..., Any]
+    args: tuple
+    future: asyncio.Future
+
+
+class WarmPool:
+    """Workers that load the front-end once, before the first task, fed from a fair queue.
+
+    Calls wait in lanes, one per (guild, task) pair, and a free worker takes the next call
+    from the lane served least recently: one server's 10-song /teach cannot starve another
+    server's /guess, and a server's guesses interleave with its own uploads. At most
+    `workers` calls are in the executor at once, so the queue is ours, not the pool's."""
+
+    def __init__(self, name: str, weights: Path, workers: int = 1, threads: int = 1) -> None:
         self.name = name
         self.weights = weights
         self.workers = workers
+        self.threads = threads
         self._pool: ProcessPoolExecutor | None = None
+        self._lanes: OrderedDict[Hashable, deque[_Job]] = OrderedDict()
+        self._served: dict[Hashable, int] = {}  # lane -> tick of its last dispatch
+        self._tick = 0
+        self._busy = 0
+        self._running: set[asyncio.Task] = set()
 
     def _new(self) -> ProcessPoolExecutor:
-        """A fresh pool (TensorFlow is not fork-safe: spawn)."""
+        """A fresh pool of spawned workers (a clean interpreter each, nothing inherited)."""
         return ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=warm_up,
-            initargs=(self.weights,),
+            initargs=(self.weights, self.threads),
         )
 
     def start(self) -> None:
@@ -67,9 +90,13 @@ class WarmPool:
         """See executor_state."""
         return executor_state(self._pool)
 
+    def queued(self) -> int:
+        """Calls waiting for a worker."""
+        return sum(len(q) for q in self._lanes.values())
+
     def heal(self) -> str:
         """Replace the pool if a worker died while idle; the state afterwards."""
-        if self.state() == "broken":
+        if self.state() == "broken" and not self._busy:
             log.error("a %s worker died while idle; starting a new one", self.name)
             self._replace(self._pool)
         return self.state()
@@ -82,22 +109,67 @@ class WarmPool:
                 broken.shutdown(wait=False, cancel_futures=True)
             self.start()
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run `fn(*args)` in a worker; a worker that dies is replaced and the caller told."""
+    async def run(self, fn: Callable[..., Any], *args: Any, guild: int | None = None) -> Any:
+        """Run `fn(*args)` in a worker when its turn comes; a worker that dies is replaced
+        and the caller told."""
         self.start()
+        job = _Job(fn, args, asyncio.get_running_loop().create_future())
+        self._lanes.setdefault((guild, getattr(fn, "__name__", "")), deque()).append(job)
+        self._dispatch()
+        return await job.future  # (a cancelled caller's queued job is skipped)
+
+    def _dispatch(self) -> None:
+        """Hand queued calls to free workers, least recently served lane first."""
+        while self._busy < self.workers and self._lanes:
+            lane = min(self._lanes, key=lambda k: self._served.get(k, -1))
+            queue = self._lanes[lane]
+            job = queue.popleft()
+            self._served[lane], self._tick = self._tick, self._tick + 1
+            if not queue:
+                del self._lanes[lane]
+                if len(self._served) > MAX_REMEMBERED_LANES:  # forget idle lanes' turns
+                    self._served = {k: v for k, v in self._served.items() if k in self._lanes}
+            if job.future.done():  # its caller gave up while it waited
+                continue
+            self._busy += 1
+            task = asyncio.ensure_future(self._execute(job))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _execute(self, job: _Job) -> None:
+        """Run one call in the executor and settle its future."""
         pool, loop = self._pool, asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(pool, fn, *args)
+            result = await loop.run_in_executor(pool, job.fn, *job.args)
         except BrokenProcessPool:
             log.error("the %s worker died; starting a new one", self.name)
             self._replace(pool)
-            raise MimiError(
+            _settle(job.future, error=MimiError(
                 f"The {self.name} worker crashed while handling that file; please try again.",
                 code="worker_crashed",
-            ) from None
+            ))  # fmt: skip
+        except Exception as err:  # the caller gets whatever the task raised
+            _settle(job.future, error=err)
+        else:
+            _settle(job.future, result=result)
+        finally:
+            if not job.future.done():  # this task was cancelled (shutdown)
+                job.future.cancel()
+            self._busy -= 1
+            self._dispatch()
 
     async def close(self) -> None:
-        """Stop the workers."""
+        """Stop the workers; calls still waiting are told the service is stopping."""
+        for queue in self._lanes.values():
+            for job in queue:
+                _settle(job.future, error=MimiError("mimi is shutting down.", code="shutdown"))
+        self._lanes.clear()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+def _settle(future: asyncio.Future, *, result: Any = None, error: BaseException | None = None):
+    """Resolve a caller's future unless it was cancelled meanwhile."""
+    if not future.done():
+        future.set_exception(error) if error is not None else future.set_result(result)

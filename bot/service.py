@@ -63,7 +63,7 @@ class ImportReport:
     skipped: list[dict] = field(default_factory=list)
 
 
-async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+async def _in_thread(fn: Callable[..., Any], *args: Any, guild: int | None = None) -> Any:
     """The default runner: a thread of this process (the bot passes a worker pool's run)."""
     return await asyncio.to_thread(fn, *args)
 
@@ -133,7 +133,9 @@ class Mimi:
         for _attempt in range(TEACH_ATTEMPTS):
             try:
                 with data_writes(self.settings.data_dir):  # disk full or read-only: StorageError
-                    ingested = await self.run(ingest_file, path, guild_id, self.ingest_config)
+                    ingested = await self.run(
+                        ingest_file, path, guild_id, self.ingest_config, guild=guild_id
+                    )
             except FileNotFoundError as err:  # a forget removed the folder while it was written
                 if not path.exists():
                     raise
@@ -274,7 +276,7 @@ class Mimi:
 
         await self.require_model(guild_id)
         config = guess_config(self.settings, top_k=top_k)
-        raw = await (run or _in_thread)(guess_file, path, guild_id, config)
+        raw = await (run or _in_thread)(guess_file, path, guild_id, config, guild=guild_id)
         return await self.finish_guess(guild_id, raw, top_k, config.unsure_below)
 
     async def finish_guess(self, guild_id: int, raw: dict, top_k: int, unsure: float) -> dict:

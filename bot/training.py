@@ -1,4 +1,7 @@
-"""The training service: debounced, one-at-a-time-per-guild training in a spawned process pool."""
+"""The training service: debounced, one-at-a-time-per-guild training in a spawned process pool.
+
+The pool (the only processes that import TensorFlow) starts with the first training and stops
+after `train_idle_s` without one, so an idle bot holds no TensorFlow at all."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from bot.owner import owner_alive, process_token
 from bot.pool import executor_pids, executor_state
 from bot.service import INTERRUPTED
 from bot.store import Store
-from model_store import features
+from model_store import features, quiet_tensorflow_import
 from model_store.registry import ModelMeta, ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -36,10 +39,12 @@ _PROGRESS = None  # in a worker: the parent's progress queue, set by the pool in
 
 
 def _init_worker(progress) -> None:
-    """Pool initializer (in each worker): keep the queue that epoch reports go to."""
+    """Pool initializer (in each worker): keep the queue that epoch reports go to, and import
+    TensorFlow (this worker is the only process that does)."""
     global _PROGRESS
     _PROGRESS = progress
     yield_cpu()
+    quiet_tensorflow_import()
 
 
 def _run_train_job(job: TrainJob) -> dict:
@@ -131,11 +136,11 @@ class TrainingService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(settings.train_workers)
         self._closing = False
+        self._idle: asyncio.TimerHandle | None = None  # stops the pool when it fires
 
     async def start(self) -> None:
-        """Create the worker pool and its progress reader."""
+        """Accept trainings; the worker pool starts with the first one."""
         self._loop = asyncio.get_running_loop()
-        self._pool = self._pool or self._make_pool()
 
     async def resume(self) -> list[int]:
         """After a (re)start: close runs a crash left open; retrain guilds whose songs changed
@@ -162,6 +167,8 @@ class TrainingService:
     async def close(self, *, wait_s: float = 10.0) -> None:
         """Drop timers and queued trainings, wait `wait_s` for running ones, abandon the rest."""
         self._closing = True
+        if self._idle is not None:
+            self._idle.cancel()
         for st in self._guilds.values():
             if st.timer is not None:
                 st.timer.cancel()
@@ -193,7 +200,7 @@ class TrainingService:
 
     async def train_now(self, guild_id: int, reason: str) -> dict:
         """Train now (after the guild's running training, if any); the published meta dict."""
-        if self._closing or self._pool is None:
+        if self._closing or self._loop is None:
             raise TrainingFailed("The training service is not running.")
         waiter = asyncio.get_running_loop().create_future()
         self._enqueue(guild_id, reason, waiter)
@@ -225,7 +232,9 @@ class TrainingService:
         busy = any(st.started is not None for st in self._guilds.values())
         if self._pool and not busy and executor_state(self._pool.executor) == "broken":
             self._rebuild(self._pool)  # (a running training rebuilds it itself)
-        return executor_state(self._pool.executor if self._pool else None)
+        if self._pool is None:  # between trainings no worker runs, by design
+            return "idle" if self._loop is not None and not self._closing else "stopped"
+        return executor_state(self._pool.executor)
 
     def _enqueue(self, guild_id: int, reason: str, *waiters: asyncio.Future) -> None:
         """Queue one training (superseding a queued one and any timer); start the runner."""
@@ -253,6 +262,27 @@ class TrainingService:
                     _settle(waiters, error=TrainingFailed(SHUTDOWN))
         finally:
             st.task = None
+            self._schedule_idle()
+
+    def _schedule_idle(self) -> None:
+        """Stop the pool after `train_idle_s` once no guild has training running or queued."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if self._pool is not None and not self._closing and not self._busy():
+            self._idle = self._loop.call_later(self.settings.train_idle_s, self._retire)
+
+    def _busy(self) -> bool:
+        """Whether any guild has a training waiting or running."""
+        return any(st.task or st.timer or st.pending is not None for st in self._guilds.values())
+
+    def _retire(self) -> None:
+        """The idle period passed: stop the workers (and TensorFlow with them)."""
+        self._idle = None
+        if self._pool is not None and not self._busy() and not self._closing:
+            pool, self._pool = self._pool, None
+            log.info("training worker idle for %.0f s: stopping it", self.settings.train_idle_s)
+            threading.Thread(target=_stop_pool, args=(pool,), daemon=True).start()
 
     async def _attempt(self, guild_id: int, reason: str, attempt: int) -> dict | None:
         """One recorded training in a worker: its meta, or None when the worker died (retry)."""
@@ -344,9 +374,14 @@ class TrainingService:
         return _Pool(executor, reader, stop)
 
     def _require_pool(self) -> _Pool:
-        """The live pool (replaced first if a worker died while idle)."""
-        if self._pool is None:
+        """The live pool: started on demand, replaced first if a worker died while idle."""
+        if self._closing or self._loop is None:
             raise TrainingFailed("The training service is not running.")
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if self._pool is None:
+            self._pool = self._make_pool()
         if executor_state(self._pool.executor) == "broken":
             self._rebuild(self._pool)
         return self._pool

@@ -70,7 +70,7 @@ class Guess(commands.Cog):
             limit = self.bot.settings.max_upload_bytes
             async with downloaded(clip, data / "tmp", max_bytes=limit) as path:
                 result = await self.bot.mimi.guess(
-                    interaction.guild_id, path, run=self.bot.inference.pool.run
+                    interaction.guild_id, path, run=self.bot.audio_pool.run
                 )
         mel, artists = result.pop("mel"), result.pop("artists")
         windows = [

@@ -14,13 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model_store.musicnn import (
-    N_PARAMS,
-    NETWORK_PARAMS,
-    NETWORKS,
-    build_frontend,
-    default_weights_path,
-)
+from model_store.lean import frontend_model_path
+from model_store.musicnn import build_frontend, default_weights_path
+from model_store.spec import N_PARAMS, NETWORK_PARAMS, NETWORKS
 
 WHEEL_NAME = "musicnn-0.1.0-py3-none-any.whl"
 WHEEL_REQUIREMENT = "musicnn==0.1.0"
@@ -155,6 +151,34 @@ def convert(wheel_path: str | Path, out_path: str | Path) -> Path:
     return out
 
 
+def export_lean(weights_path: str | Path, out_path: str | Path | None = None) -> Path:
+    """Write the ONNX front-end (model_store.onnx_graph) built from the Keras weights at
+    `weights_path`, beside them by default; byte-stable, atomic."""
+    from model_store.musicnn import load_frontend
+    from model_store.onnx_graph import frontend_onnx
+
+    out = Path(out_path) if out_path is not None else frontend_model_path(weights_path)
+    model = load_frontend(weights_path)
+    weights = {
+        net: {
+            name: [np.asarray(w, np.float32) for w in layer.get_weights()]
+            for name in LAYER_SCOPES
+            for layer in [model.get_layer(f"{net}_musicnn").get_layer(name)]
+        }
+        for net in NETWORKS
+    }
+    data = frontend_onnx(weights)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
+    try:
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 def _load_network(net, variables: dict[str, np.ndarray]) -> None:
     """Set one network's layers from its checkpoint; every variable and layer must be used."""
     for layer_name, scope in LAYER_SCOPES.items():
@@ -172,13 +196,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=default_weights_path(), help="*.weights.h5")
     parser.add_argument("--wheel-dir", type=Path, default=None, help="where to cache the wheel")
+    parser.add_argument(
+        "--force", action="store_true", help="convert and export even if the files exist"
+    )
     args = parser.parse_args(argv)
-    if args.wheel_dir is not None:
-        out = convert(fetch_wheel(args.wheel_dir), args.out)
-    else:
-        with tempfile.TemporaryDirectory(prefix="musicnn-wheel-") as tmp:
-            out = convert(fetch_wheel(tmp), args.out)
-    print(f"wrote {out} ({out.stat().st_size} bytes, sha256 {sha256_of(out)})")
+    out, lean = args.out, frontend_model_path(args.out)
+    wrote = []
+    if args.force or not out.is_file():
+        if args.wheel_dir is not None:
+            convert(fetch_wheel(args.wheel_dir), out)
+        else:
+            with tempfile.TemporaryDirectory(prefix="musicnn-wheel-") as tmp:
+                convert(fetch_wheel(tmp), out)
+        wrote.append(out)
+    if args.force or wrote or not lean.is_file():
+        from model_store import quiet_tensorflow_import
+
+        quiet_tensorflow_import()
+        wrote.append(export_lean(out, lean))
+    for path in wrote:
+        print(f"wrote {path} ({path.stat().st_size} bytes, sha256 {sha256_of(path)})")
+    if not wrote:
+        print(f"{out} and {lean} exist (--force to redo them)")
     return 0
 
 

@@ -30,24 +30,24 @@ def patches_of(mel: np.ndarray, starts: Sequence[int]) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=2)
-def frontend(weights_path: Path):
-    """The pretrained front-end, loaded once per process (workers keep it warm)."""
-    from model_store.musicnn import load_frontend
+@lru_cache(maxsize=4)
+def frontend(weights_path: Path, threads: int = 1):
+    """The pretrained front-end's LiteRT export (beside the Keras weights at `weights_path`),
+    loaded once per process and thread count (workers keep it warm)."""
+    from model_store.lean import Frontend, frontend_model_path
 
-    if not Path(weights_path).is_file():
+    lean = frontend_model_path(weights_path)
+    if not lean.is_file():
         raise FileNotFoundError(
-            f"pretrained musicnn weights not found at {weights_path}: run `make setup` or "
-            f"`python -m model_store.convert --out {weights_path}`"
+            f"the pretrained musicnn front-end is not set up ({lean} is missing): run "
+            f"`make setup` or `python -m model_store.convert --out {weights_path}`"
         )
-    return load_frontend(weights_path)
+    return Frontend(lean, threads=threads)
 
 
-def embed_mel(model, mel: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def embed_mel(model, mel: np.ndarray) -> np.ndarray:
     """(n_patches, 400) embeddings of every non-overlapping patch of a song, in EMBED_DTYPE."""
-    from model_store.musicnn import embed_patches
-
-    out = embed_patches(model, patches_of(mel, patch_starts(len(mel))), batch_size=batch_size)
+    out = model.embed(patches_of(mel, patch_starts(len(mel))))
     return np.concatenate([out[k] for k in PARTS], axis=1).astype(EMBED_DTYPE)
 
 

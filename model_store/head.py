@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from model_store.embed import patches_in, select, unit
 
+HEAD_FILE = "head.npz"  # the head's weights for NumPy inference, beside model.keras
 Progress = Callable[[int, int, float | None], None]  # epoch, of epochs, validation accuracy
 CHUNK_EPOCHS = 10  # epochs per compiled training call (and per progress report)
 
@@ -38,6 +43,60 @@ class HeadConfig:
     max_epochs: int = 200
     patience: int = 30  # epochs without training-loss improvement before stopping
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class HeadWeights:
+    """The trained head as plain arrays: unit-normalise, then a dense softmax (no Keras)."""
+
+    kernel: np.ndarray  # (features, artists)
+    bias: np.ndarray  # (artists,)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """(rows, artists) probabilities of (rows, features) embeddings, as Keras computes."""
+        logits = unit(x) @ self.kernel + self.bias
+        logits -= logits.max(axis=-1, keepdims=True)
+        e = np.exp(logits)
+        return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+    @classmethod
+    def of(cls, model) -> HeadWeights:
+        """The weights of a Keras head built by `build_model`."""
+        kernel, bias = model.get_layer("artist").get_weights()
+        return cls(np.asarray(kernel, np.float32), np.asarray(bias, np.float32))
+
+    def save(self, path: Path) -> None:
+        """Write to an .npz (no pickles)."""
+        with open(path, "wb") as f:
+            np.savez(f, kernel=self.kernel, bias=self.bias)
+
+    @classmethod
+    def load(cls, path: Path) -> HeadWeights:
+        """Read an .npz written by `save`."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["kernel"].astype(np.float32), z["bias"].astype(np.float32))
+
+    @classmethod
+    def from_keras_file(cls, path: Path) -> HeadWeights:
+        """Read a saved head's `.keras` file without Keras (zip + HDF5), for versions published
+        before head.npz existed; ValueError when it is not a head made by `build_model`."""
+        import h5py
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                config = json.loads(z.read("config.json"))
+                layers = config["config"]["layers"]
+                names = [layer["config"]["name"] for layer in layers]
+                dense = [layer for layer in layers if layer["class_name"] == "Dense"]
+                with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
+                    kernel, bias = (np.asarray(h5[f"layers/dense/vars/{i}"]) for i in (0, 1))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path} is not a readable head model: {err}") from None
+        if names[:2] != ["embedding", "norm"] or len(dense) != 1:
+            raise ValueError(f"{path} is not a head made by build_model (layers {names})")
+        if dense[0]["config"].get("activation") != "softmax" or kernel.shape[1:] != bias.shape:
+            raise ValueError(f"{path}: unexpected head output layer")
+        return cls(kernel.astype(np.float32), bias.astype(np.float32))
 
 
 def examples(song: SongEmbeddings, config: HeadConfig) -> tuple[np.ndarray, np.ndarray]:

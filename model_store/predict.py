@@ -9,6 +9,7 @@ import numpy as np
 from model_store.calibrate import log_softmax
 from model_store.embed import PARTS
 from model_store.features import HOP_LENGTH, PATCH_FRAMES, SAMPLE_RATE, frames_for
+from model_store.spec import LABELS, NETWORKS, output_name
 
 WINDOW_FRAMES = frames_for(10.0)  # a window is one training clip: 10 s
 
@@ -28,8 +29,6 @@ def _musicnn_window_probs(
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """(windows x artists) probabilities, each network's mean taggram and the patch features
     (for the open-set score), from the pretrained front-end."""
-    from model_store.musicnn import NETWORKS, embed_patches, output_name
-
     spans, patches = [], []
     for s in starts:
         end = min(len(mel), s + window)
@@ -41,10 +40,10 @@ def _musicnn_window_probs(
     x = np.stack(patches).astype(np.float32)
     if x.shape[1] < PATCH_FRAMES:  # shorter than a patch: pad with silence's log-mel (zeros)
         x = np.pad(x, ((0, 0), (0, PATCH_FRAMES - x.shape[1]), (0, 0)))
-    out = embed_patches(frontend, x)
+    out = frontend.embed(x)
     feats = np.concatenate([out[p] for p in PARTS if p in parts], axis=1)
     rows = np.stack([feats[a:b].mean(axis=0) for a, b in spans])
-    probs = np.asarray(head(rows.astype(np.float32), training=False))
+    probs = head.probabilities(rows.astype(np.float32))
     taggrams = {n: out[output_name(n, "taggram")].mean(axis=0) for n in NETWORKS}
     return probs, taggrams, feats
 
@@ -133,8 +132,6 @@ def summarise(
 def top_tags(taggrams: dict[str, np.ndarray], k: int = 3, floor: float = 0.1) -> list[dict]:
     """The strongest tags of a clip over both networks' vocabularies ("sounds like: piano,
     ambient, 80s"), above a small floor; a tag both networks know counts once, at its best."""
-    from model_store.musicnn import LABELS
-
     best: dict[str, tuple[float, str]] = {}
     for network, taggram in taggrams.items():
         for label, value in zip(LABELS[network], taggram, strict=True):

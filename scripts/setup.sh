@@ -17,7 +17,8 @@ steps:
   ffmpeg    ffmpeg from Debian (apt-get, as root), else pip's imageio-ffmpeg; skipped if on PATH
   deps      only the dependencies in pyproject.toml (+ extras in $EXTRAS, default dev)
   package   mimi itself, pip install --no-deps (needs deps first)
-  weights   fetch the pinned musicnn wheel and convert it, unless the weights file exists
+  weights   fetch the pinned musicnn wheel, convert it to Keras weights and export those to
+            LiteRT (.tflite, what inference runs), unless both files exist
 
 options:
   --system       install into $PYTHON itself instead of the virtualenv $VENV
@@ -133,11 +134,13 @@ step_package() {
 }
 
 step_weights() {
-  local weights wheels
+  local weights wheels lean
   weights=${MIMI_FRONTEND_WEIGHTS:-pretrained/$("$PY" -c \
     'from model_store.features import WEIGHTS_FILENAME as w; print(w)')}
-  [ -f "$weights" ] && return 0
-  log "converting the pretrained musicnn weights to $weights"
+  lean=$("$PY" -c 'import sys; from model_store.lean import frontend_model_path as f
+print(f(sys.argv[1]))' "$weights")
+  [ -f "$weights" ] && [ -f "$lean" ] && return 0
+  log "converting the pretrained musicnn weights to $weights and exporting $lean"
   wheels=${MIMI_WHEEL_CACHE-.cache/wheels}
   # Without --wheel-dir the wheel goes to a temporary folder, removed after conversion.
   "$PY" -m model_store.convert --out "$weights" ${wheels:+--wheel-dir "$wheels"} >&2

@@ -9,6 +9,7 @@ import pytest
 from bot.config import Settings
 from bot.service import Mimi
 from model_store.features import WEIGHTS_FILENAME
+from model_store.lean import frontend_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,12 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def frontend_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Converted musicnn weights: the ones `make` built, else converted from the pinned wheel."""
     built = ROOT / "pretrained" / WEIGHTS_FILENAME
-    if built.is_file():
+    if built.is_file() and frontend_model_path(built).is_file():
         return built
-    from model_store.convert import convert, fetch_wheel
+    from model_store.convert import convert, export_lean, fetch_wheel
 
     tmp = tmp_path_factory.mktemp("pretrained")
-    return convert(fetch_wheel(tmp), tmp / WEIGHTS_FILENAME)
+    weights = convert(fetch_wheel(tmp), tmp / WEIGHTS_FILENAME)
+    export_lean(weights)
+    return weights
 
 
 @pytest.fixture

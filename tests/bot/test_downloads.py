@@ -134,8 +134,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory, frontend_weights: Path):
         bot = MimiBot(settings, guild_ready_timeout=0.1)
         async with running_bot(standin, bot, timeout=120):
             # warm workers first: three TensorFlow start-ups on a small machine starve the loop
-            await asyncio.wait_for(bot.ingest_pool.run(int, 0), 300)
-            await asyncio.wait_for(bot.inference.pool.run(int, 0), 300)
+            await asyncio.wait_for(bot.audio_pool.run(int, 0), 300)
             teaches = Teaches(bot)
             bot.mimi.teach = teaches  # type: ignore[method-assign]
             yield standin, bot, teaches, stalls

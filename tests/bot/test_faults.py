@@ -393,7 +393,7 @@ async def test_guess_worker_killed_mid_guess_gets_private_error_then_recovers(
 ) -> None:
     """A guessing worker SIGKILLed with a guess queued: a private error, then guessing works."""
     standin, bot = env
-    pool = bot.inference.pool
+    pool = bot.audio_pool
     (victim,) = await until(pool.pids, "guessing worker")
 
     def guess_queued() -> bool:  # (a peek inside the executor: the job went to the worker)
@@ -408,7 +408,7 @@ async def test_guess_worker_killed_mid_guess_gets_private_error_then_recovers(
     finally:
         os.kill(victim, signal.SIGKILL)
     reply = await inter.final(timeout=60)
-    assert reply.ephemeral and "guessing worker crashed" in reply.content
+    assert reply.ephemeral and "audio worker crashed" in reply.content
     assert inter.original_deleted  # the public "thinking…" is gone
     again = await (await guess(standin, audio)).final(timeout=120)
     assert again.embeds[0]["title"] == "Sounds like Alpha"

@@ -98,7 +98,7 @@ async def test_corrupt_database_fails(tmp_path: Path) -> None:
 async def test_worker_killed_while_idle_is_replaced(env) -> None:
     """A guessing worker killed with SIGKILL is replaced by the heartbeat; health passes again."""
     _, bot, settings = env
-    (victim,) = bot.inference.pool.pids()
+    (victim,) = bot.audio_pool.pids()
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -30,7 +30,7 @@ async def test_worker_guesses_follows_publish_and_recovers(mimi: Mimi, tmp_path:
         assert (await service.guess(1, clip))["model_version"] == 2
         for pid in service.pool.pids():  # the worker dies (OOM killer, kill -9)
             os.kill(pid, signal.SIGKILL)
-        with pytest.raises(MimiError, match="guessing worker crashed"):
+        with pytest.raises(MimiError, match="audio worker crashed"):
             await service.guess(1, clip)
         again = await service.guess(1, clip, top_k=1)
         assert again["top"][0]["artist"] == "Chime" and len(again["top"]) == 1

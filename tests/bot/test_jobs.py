@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from bot import jobs
 from bot.errors import MimiError
 from bot.inference import guess_config
 from bot.jobs import guess_file, train_job
 from bot.service import Mimi
+from model_store.head import HEAD_FILE
 from model_store.predict import window_starts
 from model_store.registry import ModelRegistry, NoModel
 from tests.audio_factory import encode
@@ -46,6 +48,27 @@ async def test_train_then_guess_held_out_audio(mimi: Mimi, tmp_path: Path) -> No
         assert result["model_version"] == 1 and not result["unsure"]
         assert [(w["start"], w["end"]) for w in result["windows"]] == [(0.0, 10.0), (10.0, 20.0)]
         assert sum(t["probability"] for t in result["top"]) == pytest.approx(1.0, abs=1e-3)
+
+
+async def test_versions_without_numpy_head_are_upgraded(mimi: Mimi, tmp_path: Path) -> None:
+    """A version published before head.npz existed answers the same after an in-place upgrade
+    from its model.keras; one whose model file is unreadable says to retrain."""
+    await teach_two_artists(mimi, tmp_path, songs=2)
+    train_job(await mimi.training_job(1))
+    folder = mimi.registry.folder(1, 1)
+    clip = encode(tmp_path / "q.ogg", "ogg", seconds=12, voice=ARTISTS["Drone"], seed=5)
+    config = guess_config(mimi.settings)
+    before = guess_file(clip, 1, config)
+    (folder / HEAD_FILE).unlink()
+    jobs._MODELS.clear()  # a fresh worker
+    after = guess_file(clip, 1, config)
+    assert after["top"] == before["top"] and (folder / HEAD_FILE).is_file()
+    (folder / HEAD_FILE).unlink()
+    (folder / jobs.MODEL_FILE).write_bytes(b"damaged")
+    jobs._MODELS.clear()
+    with pytest.raises(MimiError, match="/retrain") as err:
+        guess_file(clip, 1, config)
+    assert err.value.code == "model_unreadable"
 
 
 async def test_guess_before_any_model_says_what_to_do(mimi: Mimi, tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ async def test_teach_racing_a_forget_of_the_same_audio_keeps_its_files(
     copy = retagged(original, tmp_path / "copy.mp3")
     forgets: list[asyncio.Task] = []
 
-    async def run(fn, *args):
+    async def run(fn, *args, guild=None):
         result = await asyncio.to_thread(fn, *args)
         if fn is ingest_file and not forgets:  # the forget wins the race, once
             forgets.append(asyncio.ensure_future(mimi.forget_song(7, first.id)))

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -323,3 +324,27 @@ async def test_resume_after_restart_closes_open_runs_and_retrains_stale_guilds(
     assert [e.reason for e in recorder.events if e.kind == "started"] == [
         "resumed after a restart"
     ] * 2
+
+
+async def test_worker_starts_on_demand_and_exits_when_idle(
+    settings: Settings, mimi: Mimi, tmp_path: Path
+) -> None:
+    """No training worker (so no TensorFlow) until a training; the worker loads TensorFlow,
+    exits after the idle period, and the next training starts a fresh one."""
+    await teach_two_artists(mimi, tmp_path)
+    svc = TrainingService(replace(settings, train_idle_s=1.0), mimi.store, quiet_s=QUIET_S)
+    await svc.start()
+    try:
+        assert svc.worker_pids() == [] and svc.heal() == "idle"
+        await svc.train_now(GUILD, "first")
+        (pid,) = svc.worker_pids()
+        assert "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists() and svc.worker_pids() == []
+        assert svc.heal() == "idle"
+        assert (await svc.train_now(GUILD, "second"))["version"] == 2
+        assert svc.worker_pids() and pid not in svc.worker_pids()
+    finally:
+        await svc.close()

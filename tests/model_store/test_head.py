@@ -11,6 +11,7 @@ from model_store.embed import PARTS, PATCH_SECONDS, patches_in, select
 from model_store.head import (
     CHUNK_EPOCHS,
     HeadConfig,
+    HeadWeights,
     SongEmbeddings,
     class_weights,
     examples,
@@ -75,3 +76,27 @@ def test_head_learns_separable_artists() -> None:
     assert epochs[0] == CHUNK_EPOCHS and info["epochs"] == epochs[-1] <= 40
     predicted = [int(song.argmax()) for _, song in song_log_probs(model, test, HeadConfig())]
     assert predicted == [0, 1, 2]
+
+
+def test_numpy_head_computes_what_keras_computes(tmp_path) -> None:
+    """HeadWeights (NumPy) gives the Keras head's probabilities, from the model or its file."""
+    import keras
+
+    rng = np.random.default_rng(2)
+    train = [fake_song(i, i % 3, rng) for i in range(6)]
+    model, _ = fit(train, [], [f"artist{i}" for i in range(3)], HeadConfig(max_epochs=10))
+    x = rng.normal(size=(20, 400)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    head = HeadWeights.of(model)
+    np.testing.assert_allclose(head.probabilities(x), want, atol=1e-6)
+    model.save(tmp_path / "model.keras")
+    from_file = HeadWeights.from_keras_file(tmp_path / "model.keras")
+    np.testing.assert_array_equal(from_file.kernel, head.kernel)
+    head.save(tmp_path / "head.npz")
+    np.testing.assert_array_equal(HeadWeights.load(tmp_path / "head.npz").bias, head.bias)
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    other.save(tmp_path / "other.keras")
+    (tmp_path / "junk.keras").write_bytes(b"PK not really")
+    for bad in ("other.keras", "junk.keras", "missing.keras"):
+        with pytest.raises(ValueError):
+            HeadWeights.from_keras_file(tmp_path / bad)

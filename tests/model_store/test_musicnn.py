@@ -24,7 +24,8 @@ from model_store.convert import (
     sha256_of,
 )
 from model_store.features import N_MELS, PATCH_FRAMES
-from model_store.musicnn import (
+from model_store.musicnn import embed_patches, load_frontend
+from model_store.spec import (
     MSD_LABELS,
     MTT_LABELS,
     N_PARAMS,
@@ -32,8 +33,6 @@ from model_store.musicnn import (
     NETWORK_PARAMS,
     OUTPUT_DIMS,
     OUTPUT_NAMES,
-    embed_patches,
-    load_frontend,
 )
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared/pretrained/musicnn_msd_reference.npz"

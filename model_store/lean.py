@@ -1,0 +1,84 @@
+"""The musicnn front-end in ONNX Runtime: inference without TensorFlow, in fixed-shape batches.
+
+`python -m model_store.convert` writes the ONNX graph (model_store.onnx_graph) beside the Keras
+weights; this module only reads that file (no Keras, no TensorFlow), so a worker that reads
+uploads and answers guesses starts in under a second and holds a few hundred MB."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from model_store.features import N_MELS, PATCH_FRAMES
+from model_store.spec import OUTPUT_DIMS, OUTPUT_NAMES
+
+LEAN_SUFFIX = ".onnx"
+# Patches per call. Every call has this shape (the last batch padded), so ONNX Runtime's arena
+# settles at one size and never grows; it costs ~25 MB per patch of batch, while batches above
+# 2-4 patches are no faster on a CPU core (bench/runtimes.py).
+DEFAULT_BATCH = 4
+
+
+def frontend_model_path(weights: str | Path) -> Path:
+    """Where the ONNX export of the Keras weights at `weights` lives: beside them."""
+    path = Path(weights)
+    name = path.name.removesuffix(".weights.h5").removesuffix(".h5")
+    return path.with_name(name + LEAN_SUFFIX)
+
+
+class Frontend:
+    """Both musicnn networks in one ONNX Runtime session with a fixed batch shape."""
+
+    def __init__(self, path: str | Path, batch_size: int = DEFAULT_BATCH, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path} not found; run `python -m model_store.convert`")
+        if batch_size < 1 or threads < 1:
+            raise ValueError("batch_size and threads must be positive")
+        self.batch_size = batch_size
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only
+        try:
+            self._session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # ORT raises its own exception types for a bad file
+            raise ValueError(f"{self.path} is not the musicnn ONNX export: {err}") from None
+        inputs = self._session.get_inputs()
+        outputs = {o.name for o in self._session.get_outputs()}
+        if len(inputs) != 1 or outputs != set(OUTPUT_NAMES):
+            raise ValueError(f"{self.path} has outputs {sorted(outputs)}, not {OUTPUT_NAMES}")
+        self._input = inputs[0].name
+        self._lock = threading.Lock()  # one session call at a time keeps the arena one size
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Outputs of exactly `batch_size` patches."""
+        with self._lock:
+            values = self._session.run(list(OUTPUT_NAMES), {self._input: batch})
+        return dict(zip(OUTPUT_NAMES, values, strict=True))
+
+    def embed(self, patches: np.ndarray) -> dict[str, np.ndarray]:
+        """Run (n, 187, 96) patches through both networks; float32 arrays keyed by OUTPUT_NAMES."""
+        x = np.asarray(patches, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1:] != (PATCH_FRAMES, N_MELS):
+            raise ValueError(f"expected (n, {PATCH_FRAMES}, {N_MELS}) patches, got {x.shape}")
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUT_NAMES}
+        size = self.batch_size
+        for start in range(0, len(x), size):
+            batch = x[start : start + size]
+            n = len(batch)
+            if n < size:  # pad the last batch to the one shape the session runs
+                batch = np.concatenate([batch, np.zeros((size - n, PATCH_FRAMES, N_MELS), x.dtype)])
+            for k, v in self.run(np.ascontiguousarray(batch)).items():
+                parts[k].append(v[:n])
+        return {
+            k: np.concatenate(v) if v else np.zeros((0, OUTPUT_DIMS[k]), np.float32)
+            for k, v in parts.items()
+        }
