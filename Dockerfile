@@ -38,8 +38,9 @@ USER mimi
 WORKDIR /data
 # discord.py closes the gateway and the worker pools on SIGTERM (compose's init forwards it).
 STOPSIGNAL SIGTERM
-# Start-up warms three TensorFlow worker processes: give it 3 minutes before failures count.
-HEALTHCHECK --interval=30s --timeout=15s --start-period=180s --retries=3 CMD ["mimi", "health"]
+# Start-up warms one audio worker (ONNX Runtime, about a second); TensorFlow loads only when a
+# training starts. A generous 2 minutes before failures count (a slow disk, a busy host).
+HEALTHCHECK --interval=30s --timeout=15s --start-period=120s --retries=3 CMD ["mimi", "health"]
 # No DISCORD_TOKEN: `mimi run` stays up, unhealthy, logging once a minute what to put in .env,
 # instead of exiting into a restart loop (set here, not at the top: no layer is rebuilt for it).
 ENV MIMI_WAIT_FOR_TOKEN=1

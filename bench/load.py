@@ -73,23 +73,29 @@ class Corpus:
     soak: Clip = ("", "", b"")
 
 
-def build_corpus(folder: Path, guilds: int) -> Corpus:
-    """2-3 artists per guild (distinct voices), 3 x 30-s songs each, held-out clips, extras."""
+def build_corpus(
+    folder: Path, guilds: int, song_s: float = 30, songs: int = 3, soak_s: float = 10
+) -> Corpus:
+    """2-3 artists per guild (distinct voices), `songs` songs of `song_s` seconds each,
+    held-out 20-s clips, extra songs to teach during the burst, and the soak's clip."""
     corpus = Corpus([FIRST_GUILD + g for g in range(guilds)])
     jobs: list[tuple[str, tuple]] = []  # (role, encode args)
     for g, guild in enumerate(corpus.guilds):
         for k, name in enumerate(NAMES[: 2 + g % 2]):
             voice, seed = g % 3 + 4 * k, 1000 * g + 10 * k
-            for i in range(3):
-                jobs.append(("song", (guild, name, f"{guild}_{name}{i}.mp3", 30, voice, seed + i)))
+            for i in range(songs):
+                jobs.append(("song", (guild, name, f"{guild}_{name}{i}.mp3", song_s, voice,
+                                      seed + i)))  # fmt: skip
             for j, ext in enumerate(("ogg", "mp3")):
                 jobs.append(("clip", (guild, name, f"{guild}_{name}_clip{j}.{ext}", 20, voice,
                                       seed + 5 + j)))  # fmt: skip
     for t in range(TEACHES):
         g = t % guilds  # a new song of the guild's first or second artist, in that artist's voice
         voice, guild = g % 3 + 4 * (t % 2), corpus.guilds[g]
-        jobs.append(("extra", (guild, NAMES[t % 2], f"{guild}_new{t}.mp3", 30, voice, 500 + t)))
-    jobs.append(("soak", (corpus.guilds[0], NAMES[0], "soak.ogg", 10, 0, 99)))
+        jobs.append(("extra", (guild, NAMES[t % 2], f"{guild}_new{t}.mp3", song_s, voice,
+                               500 + t)))  # fmt: skip
+    soak_name = "soak.ogg" if soak_s <= 10 else "soak.mp3"
+    jobs.append(("soak", (corpus.guilds[0], NAMES[0], soak_name, soak_s, 0, 99)))
 
     def make(args: tuple) -> Path:
         _, _, name, seconds, voice, seed = args  # name ends in .mp3 or .ogg: the format
@@ -131,8 +137,7 @@ class Sampler(threading.Thread):
         """Every process of the tree: main, reading, guessing, training or a stray's role."""
         main = os.getpid()
         known, tree = {main: "main"}, {main: 0, **descendants(main)}
-        pools = (("reading", self.bot.ingest_pool.pids), ("guessing", self.bot.inference.pool.pids),
-                 ("training", self.bot.training.worker_pids))  # fmt: skip
+        pools = (("audio", self.bot.audio_pool.pids), ("training", self.bot.training.worker_pids))
         for role, pids in pools:
             # re-read every sample (pools may be rebuilt); a dict changing under us: next time
             with contextlib.suppress(RuntimeError):
@@ -145,9 +150,11 @@ class Sampler(threading.Thread):
         for pid, role in self.roles().items():
             if role == "fork" or (mem := proc_memory_mib(pid)) is None:
                 continue
+            pss = proc_pss_mib(pid)  # what a cgroup limit sees, roughly
             sums[role] += mem[0]
+            sums[f"{role}_pss"] += pss
             sums["total"] += mem[0]
-            sums["total_pss"] += proc_pss_mib(pid)  # what a cgroup limit sees, roughly
+            sums["total_pss"] += pss
             self.hwm[pid] = (role, max(mem[1], self.hwm.get(pid, (role, 0.0))[1]))
         peaks = self.peaks.setdefault(self.phase, {})
         for role, mib in sums.items():
@@ -169,10 +176,12 @@ class Sampler(threading.Thread):
             overall[role] = max(overall[role], mib)
         for role, mib in self.hwm.values():
             hwm[role] = max(hwm[role], mib)
+        pss = {k.removesuffix("_pss"): overall.pop(k) for k in list(overall) if k.endswith("_pss")}
         return {
             "peak_total_mib": round(overall.pop("total", 0.0), 1),
-            "peak_total_pss_mib": round(overall.pop("total_pss", 0.0), 1),
+            "peak_total_pss_mib": round(pss.pop("total", 0.0), 1),
             "peak_rss_mib": rounded(overall),
+            "peak_pss_mib": rounded(pss),
             "peak_rss_mib_by_phase": {phase: rounded(p) for phase, p in self.peaks.items()},
             "max_vm_hwm_mib_per_process": rounded(hwm),
             "processes_seen": len(self.hwm),
@@ -294,7 +303,7 @@ async def burst(
 
 
 async def soak(standin: DiscordStandIn, bot: MimiBot, corpus: Corpus, count: int) -> dict:
-    """Sequential /guess in one guild, sampling main + guessing RSS every 100 (leak hunting)."""
+    """Sequential /guess in one guild, sampling main + audio worker PSS (leak hunting)."""
     guild, (artist, name, data) = corpus.guilds[0], corpus.soak
     att = standin.add_file(name, data, MIME[Path(name).suffix])
     every = min(100, max(1, count // 10))
@@ -308,9 +317,9 @@ async def soak(standin: DiscordStandIn, bot: MimiBot, corpus: Corpus, count: int
         latencies.append(inter.answer_latency or ANSWER_TIMEOUT_S)
         forget_records(standin, keep={att.id})
         if i % every == 0 or i == 1:
-            mem = {role: sum((proc_memory_mib(pid) or (0.0, 0.0))[0] for pid in pids)
+            mem = {role: sum(proc_pss_mib(pid) for pid in pids)
                    for role, pids in (("main", [os.getpid()]),
-                                      ("guessing", bot.inference.pool.pids()))}  # fmt: skip
+                                      ("audio", bot.audio_pool.pids()))}  # fmt: skip
             series.append({"guesses": i, **rounded(mem)})
         if i % 100 == 0:
             log(f"soak {i}/{count}: p50 {1000 * percentile(latencies, 50):.0f} ms, {series[-1]}")
@@ -326,15 +335,15 @@ async def soak(standin: DiscordStandIn, bot: MimiBot, corpus: Corpus, count: int
 
     return {
         "guesses": count,
-        "clip": f"{name} (10 s, {artist})",
+        "clip": f"{name} ({artist})",
         "wall_s": round(time.monotonic() - start, 1),
         "answer_ms": ms(latencies),
         "errors": len(errors),
         "error_samples": errors[:5],
-        "rss_mib_series": series,
+        "pss_mib_series": series,
         "first": series[0] if series else None,
         "last": series[-1] if series else None,
-        "slope_mib_per_100_second_half": {r: slope(r) for r in ("main", "guessing")},
+        "slope_mib_per_100_second_half": {r: slope(r) for r in ("main", "audio")},
         "max_event_loop_stall_ms": round(bot.max_stall_s * 1000, 1),
     }
 
@@ -346,7 +355,7 @@ async def bench(args: argparse.Namespace) -> dict:
         corpus = build_corpus(Path(tmp), args.guilds)
         log(f"encoded {len(corpus.songs)} songs + clips in {time.monotonic() - began:.0f} s")
         settings = Settings.load(environ={}, env_file=None, data_dir=Path(tmp) / "data", **FAST)
-        workers = dict(reading=settings.ingest_workers, guessing=1, training=settings.train_workers)
+        workers = dict(audio=settings.audio_workers, training=settings.train_workers)
         config = {k: v for k, v in vars(args).items() if k != "json"}
         figures: dict = {"config": {**config, "cpus": os.cpu_count(), "workers": workers}}
         async with DiscordStandIn() as standin:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from model_store import features
 from model_store.features import HOP_LENGTH, SAMPLE_RATE
 
 Colour = tuple[int, int, int]  # BGR, as OpenCV draws
@@ -161,11 +162,6 @@ def _mel_image(mel: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.applyColorMap(grey, cv2.COLORMAP_MAGMA)
 
 
-def _hz_to_mel(hz: float) -> float:
-    """Slaney mel scale (librosa's default), as the model's filter bank uses."""
-    return hz * 0.015 if hz < 1000.0 else 15.0 + 27.0 * math.log(hz / 1000.0) / math.log(6.4)
-
-
 def _tick_label(t: float, step: float, extent: float) -> str:
     """Tick label in seconds ("5s", "0.5s"), or m:ss for clips of two minutes or more."""
     if extent >= 120:
@@ -239,7 +235,7 @@ def spectrogram_png(
     # Frequency axis: where 0.5, 1, 2 and 4 kHz fall among the mel bands (Nyquist at the top).
     _put(img, "kHz", 8, spec_y + 10, 0.38, DIM)
     for hz in FREQ_TICKS_HZ:
-        band = _hz_to_mel(hz) / _hz_to_mel(SAMPLE_RATE / 2) * (n_mels + 1) - 1
+        band = features.hz_to_mel(hz) / features.hz_to_mel(SAMPLE_RATE / 2) * (n_mels + 1) - 1
         y = round(spec_y + SPEC_HEIGHT - (band + 0.5) * SPEC_HEIGHT / n_mels)
         if spec_y + 8 <= y <= spec_y + SPEC_HEIGHT - 4:
             label = f"{hz / 1000:g}"

@@ -33,24 +33,66 @@ def frames_for(seconds: float) -> int:
     return round(seconds * SAMPLE_RATE / HOP_LENGTH)
 
 
+F_SP = 200.0 / 3  # Slaney mel scale: linear below 1 kHz (3 mels per 200 Hz), log above
+MIN_LOG_HZ = 1000.0
+LOG_STEP = np.log(6.4) / 27.0
+STFT_CHUNK = 4096  # frames per FFT call: bounds the temporaries of a 20-minute song
+
+
+def hz_to_mel(hz):
+    """Hz to Slaney mels (librosa's default scale), for scalars or arrays."""
+    f = np.asarray(hz, dtype=np.float64)
+    mels = f / F_SP
+    log = MIN_LOG_HZ / F_SP + np.log(np.maximum(f, MIN_LOG_HZ) / MIN_LOG_HZ) / LOG_STEP
+    out = np.where(f >= MIN_LOG_HZ, log, mels)
+    return float(out) if out.ndim == 0 else out
+
+
+def mel_to_hz(mels):
+    """Slaney mels back to Hz, for scalars or arrays."""
+    m = np.asarray(mels, dtype=np.float64)
+    min_log_mel = MIN_LOG_HZ / F_SP
+    log = MIN_LOG_HZ * np.exp(LOG_STEP * (np.maximum(m, min_log_mel) - min_log_mel))
+    out = np.where(m >= min_log_mel, log, F_SP * m)
+    return float(out) if out.ndim == 0 else out
+
+
 @lru_cache(maxsize=1)
 def mel_basis() -> np.ndarray:
-    """The (N_MELS, 1 + N_FFT/2) mel filter bank, librosa's defaults (Slaney)."""
-    import librosa
+    """The (N_MELS, 1 + N_FFT/2) Slaney-normalised mel filter bank (librosa's defaults),
+    computed with NumPy alone: librosa's import costs a process ~140 MB."""
+    fft_hz = np.linspace(0, SAMPLE_RATE / 2, 1 + N_FFT // 2)
+    mel_hz = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))
+    widths = np.diff(mel_hz)
+    ramps = np.subtract.outer(mel_hz, fft_hz)
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
 
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    """The periodic Hann window of N_FFT samples (scipy's 'hann', fftbins=True)."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
 
 
 def log_mel(audio: np.ndarray) -> np.ndarray:
-    """Log-mel spectrogram (frames, N_MELS) of mono float32 audio at SAMPLE_RATE, in float32."""
-    import librosa
-
+    """Log-mel spectrogram (frames, N_MELS) of mono float32 audio at SAMPLE_RATE, in float32:
+    librosa's centred, zero-padded STFT (as musicnn's front-end was trained on), in NumPy."""
     y = np.ascontiguousarray(audio, dtype=np.float32)
     if y.ndim != 1:
         raise ValueError("log_mel expects mono audio")
-    spec = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH)) ** 2
-    mel = mel_basis() @ spec
-    return np.log10(1.0 + LOG_SCALE * mel).T.astype(np.float32, copy=False)
+    padded = np.pad(y, N_FFT // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
+    basis, window = mel_basis(), _window()
+    out = np.empty((len(frames), N_MELS), np.float32)
+    for start in range(0, len(frames), STFT_CHUNK):
+        spec = np.fft.rfft(frames[start : start + STFT_CHUNK] * window, axis=1)
+        power = (spec.real**2 + spec.imag**2).astype(np.float32)
+        out[start : start + STFT_CHUNK] = np.log10(1.0 + LOG_SCALE * (power @ basis.T))
+    return out
 
 
 def clip_starts(n_frames: int, clip_seconds: float, hop_seconds: float) -> list[int]:

@@ -16,8 +16,8 @@ from model_store.spec import OUTPUT_DIMS, OUTPUT_NAMES
 
 LEAN_SUFFIX = ".onnx"
 # Patches per call. Every call has this shape (the last batch padded), so ONNX Runtime's arena
-# settles at one size and never grows; it costs ~25 MB per patch of batch, while batches above
-# 2-4 patches are no faster on a CPU core (bench/runtimes.py).
+# settles at one size and never grows: ~370 MiB peak per process at 4, ~230 at 2, ~660 at 8,
+# while batches above 4 are no faster on a CPU core (measured on this repo's 2-core machine).
 DEFAULT_BATCH = 4
 
 
@@ -44,6 +44,9 @@ class Frontend:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # No pre-planned memory pattern: it holds every intermediate at once (664 vs 373 MiB
+        # peak at batch 4), for no speed (bench/runtimes.py).
+        options.enable_mem_pattern = False
         options.log_severity_level = 3  # errors only
         try:
             self._session = ort.InferenceSession(

@@ -17,8 +17,7 @@ steps:
   ffmpeg    ffmpeg from Debian (apt-get, as root), else pip's imageio-ffmpeg; skipped if on PATH
   deps      only the dependencies in pyproject.toml (+ extras in $EXTRAS, default dev)
   package   mimi itself, pip install --no-deps (needs deps first)
-  weights   fetch the pinned musicnn wheel, convert it to Keras weights and export those to
-            LiteRT (.tflite, what inference runs), unless both files exist
+  weights   fetch the pinned musicnn wheel, convert it (Keras .weights.h5 + ONNX), unless present
 
 options:
   --system       install into $PYTHON itself instead of the virtualenv $VENV

@@ -153,7 +153,7 @@ def test_compose_service_basics() -> None:
 
 
 def test_compose_memory_limit() -> None:
-    """mem_limit parses as a size of at least 1 GiB (three TensorFlow workers need room)."""
+    """mem_limit parses as a size of at least 1 GiB (audio worker + training worker need room)."""
     assert mem_bytes(compose_service()["mem_limit"]) >= 1024**3
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -142,19 +143,32 @@ def test_rejected_file_exits_1_and_keeps_going(tmp_path: Path, library: Path) ->
     assert out.stderr.startswith("mimi: bad.mp3: That doesn't look like audio")
 
 
+PROFILE_IMPORTS = {"PYTHONPROFILEIMPORTTIME": "1"}  # every import, listed on stderr
+
+
+def loaded_tensorflow(stderr: str) -> bool:
+    """Whether a run under PROFILE_IMPORTS imported TensorFlow or Keras."""
+    return bool(re.search(r"^import time:.*\|\s+(tensorflow|keras)(\.|$)", stderr, re.M))
+
+
 def test_train_guess_stats_models_rollback(tmp_path: Path, library: Path) -> None:
-    """The model commands work end to end and keep their documented JSON fields."""
+    """The model commands work end to end and keep their documented JSON fields; only `train`
+    loads TensorFlow (import and guess run the front-end in ONNX Runtime)."""
     data = ["--data-dir", str(tmp_path / "d")]
-    assert mimi("import", str(library), *data, cwd=tmp_path).returncode == 0
-    first = mimi("train", *data, "--json", cwd=tmp_path)
+    imported = mimi("import", str(library), *data, cwd=tmp_path, env=PROFILE_IMPORTS)
+    assert imported.returncode == 0 and not loaded_tensorflow(imported.stderr)
+    first = mimi("train", *data, "--json", cwd=tmp_path, env=PROFILE_IMPORTS)
     assert first.returncode == 0, first.stderr
+    assert loaded_tensorflow(first.stderr)
     meta = json.loads(first.stdout)
     assert meta["version"] == 1 and meta["artists"] == ["Alpha", "Beta"]
     assert {"song_accuracy", "clip_accuracy", "confusion"} <= meta["metrics"].keys()
     clip = encode(tmp_path / "q.mp3", "mp3", seconds=15, voice=1, seed=42)
     png = tmp_path / "guess.png"
-    out = mimi("guess", str(clip), *data, "--json", "--png", str(png), cwd=tmp_path)
+    out = mimi("guess", str(clip), *data, "--json", "--png", str(png), cwd=tmp_path,
+               env=PROFILE_IMPORTS)  # fmt: skip
     assert out.returncode == 0, out.stderr
+    assert not loaded_tensorflow(out.stderr)
     guess = json.loads(out.stdout)
     assert {"top", "windows", "model_version", "unsure"} <= guess.keys()
     assert guess["top"][0]["artist"] == "Beta" and guess["model_version"] == 1

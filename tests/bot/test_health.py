@@ -72,6 +72,16 @@ async def test_healthy_bot_passes(env) -> None:
     assert running_bot_pid(settings) == os.getpid()
 
 
+async def test_idle_bot_holds_no_tensorflow(env) -> None:
+    """One audio worker serves reading and guessing without TensorFlow; no training worker
+    runs before a training is needed."""
+    _, bot, _ = env
+    (audio,) = bot.audio_pool.pids()
+    libraries = Path(f"/proc/{audio}/maps").read_text()
+    assert "onnxruntime" in libraries and "tensorflow" not in libraries
+    assert bot.training.worker_pids() == [] and bot.training.heal() == "idle"
+
+
 async def test_unreachable_database_fails(env) -> None:
     """Health exits 1 while the running bot's database file is gone, 0 once it is back."""
     _, _, settings = env

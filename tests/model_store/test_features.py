@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +35,23 @@ def test_rms_dbfs() -> None:
     """Full-scale square wave is 0 dBFS; digital silence is minus infinity."""
     assert features.rms_dbfs(np.ones(100, np.float32)) == pytest.approx(0.0)
     assert features.rms_dbfs(np.zeros(100, np.float32)) == float("-inf")
+
+
+@pytest.mark.parametrize("samples", [1, 511, 513, 16000 * 7 + 123, 16000 * 60])
+def test_numpy_log_mel_equals_librosa(samples: int) -> None:
+    """The NumPy STFT and Slaney filter bank give librosa's log-mel, at every length."""
+    import librosa
+
+    y = np.random.default_rng(samples).standard_normal(samples).astype(np.float32) * 0.2
+    basis = librosa.filters.mel(sr=features.SAMPLE_RATE, n_fft=features.N_FFT, n_mels=96)
+    np.testing.assert_allclose(features.mel_basis(), basis, atol=1e-8)
+    with warnings.catch_warnings():  # librosa warns that short inputs are shorter than n_fft
+        warnings.simplefilter("ignore", UserWarning)
+        spec = np.abs(librosa.stft(y, n_fft=features.N_FFT, hop_length=features.HOP_LENGTH)) ** 2
+    want = np.log10(1.0 + features.LOG_SCALE * (basis @ spec)).T
+    got = features.log_mel(y)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    for hz in (0.0, 440.0, 1000.0, 7999.0):
+        assert features.hz_to_mel(hz) == pytest.approx(librosa.hz_to_mel(hz))
+        assert features.mel_to_hz(features.hz_to_mel(hz)) == pytest.approx(hz, abs=1e-9)
