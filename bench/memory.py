@@ -1,7 +1,7 @@
 """Memory and latency of the whole bot on a small box: peak and steady PSS per process.
 
 Usage: python bench/memory.py [--guilds 10] [--song-seconds 240] [--songs 2] [--guesses 20]
-       [--sequential 200] [--idle-s 10] [--json]
+       [--sequential 200] [--idle-s 10] [--audio-idle-s 600] [--json]
 The real bot (default workers) on the loopback Discord stand-in: PSS of every process sampled
 4x a second by role (main, audio, training). Phases: idle after start-up (no TensorFlow
 anywhere), teaching every guild 4-minute songs and training them, a burst of /guess from every
@@ -55,12 +55,12 @@ async def steady(bot: MimiBot, seconds: float = 3.0) -> dict[str, float]:
     return {k: round(statistics.median(s[k] for s in samples), 1) for k in samples[0]}
 
 
-async def wait_training_exit(bot: MimiBot, timeout: float) -> bool:
-    """Wait until no training worker is left (it exits after MIMI_TRAIN_IDLE_S)."""
+async def wait_exit(pids, timeout: float) -> bool:
+    """Wait until `pids()` lists no worker (they exit after their idle period)."""
     deadline = time.monotonic() + timeout
-    while bot.training.worker_pids() and time.monotonic() < deadline:
+    while pids() and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-    return not bot.training.worker_pids()
+    return not pids()
 
 
 async def bench(args: argparse.Namespace) -> dict:
@@ -71,7 +71,7 @@ async def bench(args: argparse.Namespace) -> dict:
         log(f"encoded {len(corpus.songs)} songs + clips in {time.monotonic() - began:.0f} s")
         settings = Settings.load(
             environ={}, env_file=None, data_dir=Path(tmp) / "data",
-            **{**FAST, "train_idle_s": args.idle_s},
+            **{**FAST, "train_idle_s": args.idle_s, "audio_idle_s": args.audio_idle_s},
         )  # fmt: skip
         figures: dict = {
             "config": {
@@ -103,8 +103,11 @@ async def bench(args: argparse.Namespace) -> dict:
                     figures["sequential"] = await soak(standin, bot, corpus, args.sequential)
                 finally:
                     figures["memory"] = sampler.stop()
-                exited = await wait_training_exit(bot, args.idle_s + 60)
+                exited = await wait_exit(bot.training.worker_pids, args.idle_s + 60)
                 figures["training_worker_exited"] = exited
+                if 0 < args.audio_idle_s <= 60:
+                    gone = await wait_exit(bot.audio_pool.pids, args.audio_idle_s + 30)
+                    figures["audio_worker_exited"] = gone
                 figures["idle_end_pss_mib"] = await steady(bot)
                 log(f"idle at the end: {figures['idle_end_pss_mib']}")
     figures["wall_s"] = round(time.monotonic() - began, 1)
@@ -150,6 +153,9 @@ def main() -> int:
     parser.add_argument("--guesses", type=int, default=20, help="the burst")
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--idle-s", type=float, default=10.0, help="MIMI_TRAIN_IDLE_S for the run")
+    parser.add_argument("--audio-idle-s", type=float, default=600.0,
+                        help="MIMI_AUDIO_IDLE_S (at most 60: the end waits for the audio worker "
+                             "to exit too)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one line instead of indented")
     args = parser.parse_args()
     figures = asyncio.run(bench(args))

@@ -87,6 +87,8 @@ class Settings:
     max_guild_minutes: float = field(default=3000.0, metadata={"env": "MIMI_MAX_GUILD_MINUTES"})
     # Worker processes that read uploads and answer guesses (one front-end each, ~300 MB).
     audio_workers: int = field(default=1, metadata={"env": "MIMI_AUDIO_WORKERS"})
+    # Audio workers exit after this long without a call (0: never); the next call restarts them.
+    audio_idle_s: float = field(default=600.0, metadata={"env": "MIMI_AUDIO_IDLE_S"})
     # Threads each audio worker's front-end uses for one call.
     infer_threads: int = field(default=1, metadata={"env": "MIMI_INFER_THREADS"})
     log_level: str = field(default="INFO", metadata={"env": "MIMI_LOG_LEVEL"})
@@ -144,8 +146,9 @@ class Settings:
             raise SettingsError("MIMI_UNSURE_BELOW must be between 0 and 1")
         if self.teach_cooldown_s < 0 or self.guess_cooldown_s < 0:
             raise SettingsError("cooldowns must not be negative")
-        if self.train_quiet_s < 0 or self.train_idle_s < 0:
-            raise SettingsError("MIMI_TRAIN_QUIET_S and MIMI_TRAIN_IDLE_S must not be negative")
+        for name in ("train_quiet_s", "train_idle_s", "audio_idle_s"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{_env_name(name)} must not be negative")
         if self.clip_seconds > self.max_song_seconds:
             raise SettingsError("MIMI_CLIP_SECONDS must be shorter than MIMI_MAX_SONG_MINUTES")
 

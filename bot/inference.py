@@ -25,7 +25,11 @@ def guess_config(settings: Settings, top_k: int = 3) -> GuessConfig:
 def audio_pool(settings: Settings) -> WarmPool:
     """The worker pool that reads uploads and answers guesses (they share the front-end)."""
     return WarmPool(
-        "audio", settings.frontend_weights, settings.audio_workers, settings.infer_threads
+        "audio",
+        settings.frontend_weights,
+        settings.audio_workers,
+        settings.infer_threads,
+        idle_s=settings.audio_idle_s,
     )
 
 

@@ -54,12 +54,17 @@ class WarmPool:
     server's /guess, and a server's guesses interleave with its own uploads. At most
     `workers` calls are in the executor at once, so the queue is ours, not the pool's."""
 
-    def __init__(self, name: str, weights: Path, workers: int = 1, threads: int = 1) -> None:
+    def __init__(
+        self, name: str, weights: Path, workers: int = 1, threads: int = 1, idle_s: float = 0.0
+    ) -> None:
         self.name = name
         self.weights = weights
         self.workers = workers
         self.threads = threads
+        self.idle_s = idle_s  # > 0: the workers exit after this long without a call
         self._pool: ProcessPoolExecutor | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._retired = False  # stopped for idleness; the next call starts them again
         self._lanes: OrderedDict[Hashable, deque[_Job]] = OrderedDict()
         self._served: dict[Hashable, int] = {}  # lane -> tick of its last dispatch
         self._tick = 0
@@ -78,6 +83,7 @@ class WarmPool:
     def start(self) -> None:
         """Create the pool and have it spawn its workers now."""
         if self._pool is None:
+            self._retired = False
             self._pool = self._new()
             for _ in range(self.workers):
                 self._pool.submit(int, 0)
@@ -87,8 +93,8 @@ class WarmPool:
         return executor_pids(self._pool)
 
     def state(self) -> str:
-        """See executor_state."""
-        return executor_state(self._pool)
+        """See executor_state; 'idle' while the workers are stopped for idleness."""
+        return "idle" if self._retired and self._pool is None else executor_state(self._pool)
 
     def queued(self) -> int:
         """Calls waiting for a worker."""
@@ -112,6 +118,9 @@ class WarmPool:
     async def run(self, fn: Callable[..., Any], *args: Any, guild: int | None = None) -> Any:
         """Run `fn(*args)` in a worker when its turn comes; a worker that dies is replaced
         and the caller told."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         self.start()
         job = _Job(fn, args, asyncio.get_running_loop().create_future())
         self._lanes.setdefault((guild, getattr(fn, "__name__", "")), deque()).append(job)
@@ -157,6 +166,16 @@ class WarmPool:
                 job.future.cancel()
             self._busy -= 1
             self._dispatch()
+            if self.idle_s > 0 and not self._busy and not self._lanes and self._idle is None:
+                self._idle = loop.call_later(self.idle_s, self._retire)
+
+    def _retire(self) -> None:
+        """No call for `idle_s`: stop the workers (and their memory) until the next call."""
+        self._idle = None
+        if self._pool is not None and not self._busy and not self._lanes:
+            pool, self._pool, self._retired = self._pool, None, True
+            log.info("%s worker idle for %.0f s: stopping it", self.name, self.idle_s)
+            pool.shutdown(wait=False)
 
     async def close(self) -> None:
         """Stop the workers; calls still waiting are told the service is stopping."""
@@ -164,6 +183,9 @@ class WarmPool:
             for job in queue:
                 _settle(job.future, error=MimiError("mimi is shutting down.", code="shutdown"))
         self._lanes.clear()
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

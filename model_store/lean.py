@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_store.features import N_MELS, PATCH_FRAMES
-from model_store.spec import OUTPUT_DIMS, OUTPUT_NAMES
+from model_store.spec import OUTPUT_NAMES, in_batches
 
 LEAN_SUFFIX = ".onnx"
 # Patches per call. Every call has this shape (the last batch padded), so ONNX Runtime's arena
@@ -69,19 +68,4 @@ class Frontend:
 
     def embed(self, patches: np.ndarray) -> dict[str, np.ndarray]:
         """Run (n, 187, 96) patches through both networks; float32 arrays keyed by OUTPUT_NAMES."""
-        x = np.asarray(patches, dtype=np.float32)
-        if x.ndim != 3 or x.shape[1:] != (PATCH_FRAMES, N_MELS):
-            raise ValueError(f"expected (n, {PATCH_FRAMES}, {N_MELS}) patches, got {x.shape}")
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUT_NAMES}
-        size = self.batch_size
-        for start in range(0, len(x), size):
-            batch = x[start : start + size]
-            n = len(batch)
-            if n < size:  # pad the last batch to the one shape the session runs
-                batch = np.concatenate([batch, np.zeros((size - n, PATCH_FRAMES, N_MELS), x.dtype)])
-            for k, v in self.run(np.ascontiguousarray(batch)).items():
-                parts[k].append(v[:n])
-        return {
-            k: np.concatenate(v) if v else np.zeros((0, OUTPUT_DIMS[k]), np.float32)
-            for k, v in parts.items()
-        }
+        return in_batches(self.run, patches, self.batch_size)

@@ -20,12 +20,11 @@ from model_store.spec import (
     N_FEATURES,
     N_TAGS,
     NETWORKS,
-    OUTPUT_DIMS,
-    OUTPUT_NAMES,
     TEMPORAL_FILTERS,
     TEMPORAL_LENGTHS,
     TIMBRAL_FILTERS,
     TIMBRAL_WIDTHS,
+    in_batches,
     output_name,
 )
 
@@ -148,23 +147,7 @@ def embed_patches(
     """Run (n, 187, 96) patches through both networks; float32 arrays keyed by OUTPUT_NAMES.
 
     Every call runs fixed-shape batches (the last one padded), so Keras never re-traces."""
-    x = np.asarray(patches, dtype=np.float32)
-    if x.ndim != 3 or x.shape[1:] != (PATCH_FRAMES, N_MELS):
-        raise ValueError(f"expected (n, {PATCH_FRAMES}, {N_MELS}) patches, got {x.shape}")
-    if batch_size < 1:
-        raise ValueError("batch_size must be positive")
-    if len(x) == 0:
-        return {k: np.zeros((0, d), np.float32) for k, d in OUTPUT_DIMS.items()}
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUT_NAMES}
-    for start in range(0, len(x), batch_size):
-        batch = x[start : start + batch_size]
-        n = len(batch)
-        if n < batch_size and len(x) > batch_size:  # pad the last batch to the common shape
-            batch = np.concatenate([batch, np.zeros((batch_size - n, *batch.shape[1:]), x.dtype)])
-        out = _call(model, batch)
-        for k in OUTPUT_NAMES:
-            parts[k].append(np.asarray(out[k], dtype=np.float32)[:n])
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    return in_batches(lambda b: _call(model, b), patches, batch_size, pad_single=False)
 
 
 def _call(model: keras.Model, batch: np.ndarray) -> dict:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
+
+from model_store.features import N_MELS, PATCH_FRAMES
+
 # musicnn/configuration.py MSD_LABELS, same order as the 50 logits.
 MSD_LABELS: tuple[str, ...] = (
     "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
@@ -53,3 +59,29 @@ OUTPUT_DIMS = {output_name(n, k): d for n in NETWORKS for k, d in NETWORK_DIMS.i
 OUTPUT_NAMES = tuple(OUTPUT_DIMS)
 NETWORK_PARAMS = 792_079  # one network: trainable + batch-norm moving statistics
 N_PARAMS = len(NETWORKS) * NETWORK_PARAMS
+
+
+def in_batches(
+    run: Callable[[np.ndarray], dict], patches: np.ndarray, size: int, *, pad_single: bool = True
+) -> dict[str, np.ndarray]:
+    """Run (n, 187, 96) patches through `run` in batches of exactly `size` (the last one padded
+    with zeros, unless it is the only one and `pad_single` is off); float32 outputs keyed by
+    OUTPUT_NAMES, cut back to n rows."""
+    x = np.asarray(patches, dtype=np.float32)
+    if x.ndim != 3 or x.shape[1:] != (PATCH_FRAMES, N_MELS):
+        raise ValueError(f"expected (n, {PATCH_FRAMES}, {N_MELS}) patches, got {x.shape}")
+    if size < 1:
+        raise ValueError("batch_size must be positive")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUT_NAMES}
+    for start in range(0, len(x), size):
+        batch = x[start : start + size]
+        n = len(batch)
+        if n < size and (pad_single or len(x) > size):  # one shape for every call
+            batch = np.concatenate([batch, np.zeros((size - n, PATCH_FRAMES, N_MELS), x.dtype)])
+        out = run(np.ascontiguousarray(batch))
+        for k in OUTPUT_NAMES:
+            parts[k].append(np.asarray(out[k], dtype=np.float32)[:n])
+    return {
+        k: np.concatenate(v) if v else np.zeros((0, OUTPUT_DIMS[k]), np.float32)
+        for k, v in parts.items()
+    }

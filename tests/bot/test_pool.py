@@ -78,3 +78,20 @@ async def test_close_answers_waiting_callers(frontend_weights: Path) -> None:
     with pytest.raises(MimiError, match="shutting down"):
         await waiting
     assert (await running)[0] == "running"  # a call already running finishes
+
+
+async def test_idle_workers_exit_and_come_back(frontend_weights: Path) -> None:
+    """After `idle_s` without a call the workers exit (their memory with them); the next call
+    starts a fresh one and is answered."""
+    p = WarmPool("audio", frontend_weights, workers=1, idle_s=0.5)
+    try:
+        _, first = await p.run(slow_echo, "one", 0.0, guild=1)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{first}").exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert not Path(f"/proc/{first}").exists()
+        assert p.pids() == [] and p.state() == p.heal() == "idle"
+        label, second = await p.run(slow_echo, "two", 0.0, guild=1)
+        assert label == "two" and second != first and p.state() == "ok"
+    finally:
+        await p.close()
