@@ -20,9 +20,9 @@ RUN groupadd --system --gid 10001 mimi \
 
 WORKDIR /opt/mimi/src
 # Layers from least to most often changed, so a code change reuses the heavy ones.
-# 1. ffmpeg from Debian (apt lists removed by the script).
+# 1. ffmpeg and the Noto fonts (names in every script) from Debian (apt lists removed).
 COPY scripts/setup.sh scripts/
-RUN bash scripts/setup.sh --system ffmpeg
+RUN bash scripts/setup.sh --system ffmpeg fonts
 # 2. The Python dependencies only (TensorFlow & co.): rebuilt when pyproject.toml changes.
 COPY pyproject.toml ./
 RUN EXTRAS="$EXTRAS" bash scripts/setup.sh --system deps

@@ -75,7 +75,11 @@ class MimiBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Open the store and the worker pools, then load every cog."""
+        from bot import text
+
         self.audio_pool.start()
+        if missing := await asyncio.to_thread(text.missing_fonts):  # said once, never fatal
+            log.warning("%s", missing)
         self.mimi = await Mimi.open(self.settings, run=self.audio_pool.run)
         self.training = TrainingService(self.settings, self.mimi.store)
         await self.training.start()

@@ -84,6 +84,7 @@ async def check(settings: Settings, now: float | None = None) -> Report:
     """Database reachable, bot alive and current, worker pools alive, gateway connected."""
     now = time.time() if now is None else now
     checks, path = [await _database(settings.db_path)], heartbeat_path(settings)
+    checks.append(_fonts())
     beat = read_heartbeat(path)
     bot = _bot(beat, now, path)
     checks.append(bot)
@@ -106,6 +107,16 @@ async def _database(path: Path) -> Check:
     if version > len(MIGRATIONS):
         return Check("database", False, f"schema v{version} is newer than this mimi")
     return Check("database", True, f"schema v{version}, {songs} songs")
+
+
+def _fonts() -> Check:
+    """Fonts for names in every script; missing ones are reported, not fatal (pictures still
+    draw, with boxes for what no font covers)."""
+    from bot import text
+
+    missing = text.missing_fonts()
+    faces = ", ".join(f.path.stem for f in text.chain()) or "none"
+    return Check("fonts", True, f"warning: {missing}" if missing else faces)
 
 
 def _bot(beat: dict | None, now: float, path: Path) -> Check:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import colorsys
 import math
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from bot import text
 from model_store import features
 from model_store.features import HOP_LENGTH, SAMPLE_RATE
 
@@ -39,7 +39,6 @@ _PUNCTUATION = str.maketrans({
 })  # fmt: skip
 _INVISIBLE = frozenset({"Mn", "Me", "Cf", "Cc"})  # marks, format and control characters
 
-FONT, TITLE_FONT, AA = cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.LINE_AA
 PAD = 16  # outer margin; the spectrogram's plot spans x in [AXIS_LEFT, width - PAD)
 AXIS_LEFT = 48
 TITLE_HEIGHT = 36
@@ -62,18 +61,6 @@ class Window:
     end: float
     artist: str
     probability: float
-
-
-def ascii_fold(name: object) -> str:
-    """`name` as printable ASCII for Hershey fonts: accents dropped, other characters as '?'."""
-    text = unicodedata.normalize("NFKC", str(name)).translate(_PUNCTUATION)
-    out = []
-    for ch in unicodedata.normalize("NFKD", text):
-        if ch.isspace() or 32 <= ord(ch) < 127:
-            out.append(" " if ch.isspace() else ch)
-        elif not unicodedata.combining(ch) and unicodedata.category(ch) not in _INVISIBLE:
-            out.append("?")  # accents, variation selectors, joiners and direction marks vanish
-    return " ".join("".join(out).split())
 
 
 def is_unsure(artist: object) -> bool:
@@ -107,35 +94,30 @@ def _num(value: object, default: float = math.nan) -> float:
         return default
 
 
-def _width(text: str, scale: float, font: int = FONT) -> int:
-    """Pixel width of `text` drawn at `scale`."""
-    return cv2.getTextSize(text, font, scale, 1)[0][0]
+def _px(scale: float) -> int:
+    """Font size in pixels for a legacy OpenCV-style scale (0.45 -> 14 px)."""
+    return max(8, round(scale * text.PX_PER_SCALE))
 
 
-def _fit(text: object, max_px: int, scale: float, font: int = FONT) -> str:
-    """`text` folded to ASCII and cut with '...' so it is at most `max_px` wide."""
-    text = ascii_fold(text)[: max(0, max_px)]  # every glyph is at least a pixel wide
-    if _width(text, scale, font) <= max_px:
-        return text
-    lo, hi = 0, len(text)  # binary search: the longest prefix that fits with "..."
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if _width(text[:mid].rstrip() + "...", scale, font) <= max_px:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo].rstrip() + "..." if text[:lo].strip() else ""
+def _width(label: str, scale: float, bold: bool = False) -> int:
+    """Pixel width of `label` drawn at `scale`."""
+    return text.width(label, _px(scale), bold)
 
 
-def _put(img: np.ndarray, text: str, x: float, y: float, scale: float = 0.45, colour=TEXT) -> None:
-    """Draw already-folded `text` with its baseline at (x, y)."""
-    cv2.putText(img, text, (int(x), int(y)), FONT, scale, colour, 1, AA)
+def _fit(label: object, max_px: int, scale: float, bold: bool = False) -> str:
+    """`label` cut with '…' so it is at most `max_px` wide; every script kept as it is."""
+    return text.fit(str(label), max(0, max_px), _px(scale), bold)
+
+
+def _put(img: np.ndarray, label: str, x: float, y: float, scale: float = 0.45, colour=TEXT) -> None:
+    """Draw `label` with its baseline at (x, y)."""
+    text.draw(img, label, x, y, _px(scale), colour)
 
 
 def _title(img: np.ndarray, title: str) -> None:
     """Draw `title` across the top of `img`, cut to fit."""
-    text = _fit(title, img.shape[1] - 2 * PAD, 0.65, TITLE_FONT)
-    cv2.putText(img, text, (PAD, PAD + 20), TITLE_FONT, 0.65, TEXT, 1, AA)
+    label = _fit(title, img.shape[1] - 2 * PAD, 0.65, bold=True)
+    text.draw(img, label, PAD, PAD + 20, _px(0.65), TEXT, bold=True)
 
 
 def _png(img: np.ndarray) -> bytes:

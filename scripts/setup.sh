@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 EXTRAS=${EXTRAS-dev}  # unset: dev; set but empty (Docker): no extras
-ALL_STEPS=(ffmpeg deps package weights)
+ALL_STEPS=(ffmpeg fonts deps package weights)
+FONT_PACKAGES=(fonts-noto-core fonts-noto-cjk)  # Latin/Greek/Cyrillic/Arabic/Hebrew…; CJK
 
 usage() {
   cat <<'EOF'
@@ -15,6 +16,7 @@ Installs mimi. With no STEP, runs every step in this order (what `make setup` do
 
 steps:
   ffmpeg    ffmpeg from Debian (apt-get, as root), else pip's imageio-ffmpeg; skipped if on PATH
+  fonts     Noto fonts for names in every script (Debian, as root); else says what to install
   deps      only the dependencies in pyproject.toml (+ extras in $EXTRAS, default dev)
   package   mimi itself, pip install --no-deps (needs deps first)
   weights   fetch the pinned musicnn wheel, convert it (Keras .weights.h5 + ONNX), unless present
@@ -41,7 +43,7 @@ for arg in "$@"; do
     --system) system=1 ;;
     --editable) editable=1 ;;
     --no-editable) editable=0 ;;
-    ffmpeg | deps | package | weights) steps+=("$arg") ;;
+    ffmpeg | fonts | deps | package | weights) steps+=("$arg") ;;
     *) die "unknown option or step: $arg (see scripts/setup.sh --help)" ;;
   esac
 done
@@ -88,6 +90,34 @@ step_ffmpeg() {
   elif ! "$PY" -c 'import imageio_ffmpeg' 2>/dev/null; then
     log "no root for apt-get: installing a pip-shipped ffmpeg (imageio-ffmpeg)"
     "${PIP[@]}" imageio-ffmpeg
+  fi
+}
+
+have_fonts() {
+  local root
+  for root in /usr/share/fonts /usr/local/share/fonts "$HOME/.local/share/fonts" "$HOME/.fonts"; do
+    [ -d "$root" ] || continue
+    find "$root" -name NotoSansCJK-Regular.ttc -print -quit | grep -q . \
+      && find "$root" -name NotoSans-Regular.ttf -print -quit | grep -q . && return 0
+  done
+  return 1
+}
+
+step_fonts() {
+  have_fonts && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Noto fonts from Debian (${FONT_PACKAGES[*]})"
+    local had_lists=0
+    [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$')" ] \
+      && had_lists=1
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${FONT_PACKAGES[@]}" >/dev/null
+    [ "$had_lists" = 1 ] || rm -rf /var/lib/apt/lists/*
+  else
+    log "no root for apt-get: names outside Latin will be drawn as boxes until Noto fonts are"
+    log "installed (sudo apt-get install ${FONT_PACKAGES[*]}, or copy NotoSans-Regular.ttf and"
+    log "NotoSansCJK-Regular.ttc into ~/.local/share/fonts)"
   fi
 }
 

@@ -129,7 +129,7 @@ def healthcheck() -> tuple[dict[str, str], list[str]]:
 
 def test_setup_help_lists_every_step() -> None:
     """`bash scripts/setup.sh --help` succeeds and lists ffmpeg, deps, package and weights."""
-    assert setup_steps() == ["ffmpeg", "deps", "package", "weights"]
+    assert setup_steps() == ["ffmpeg", "fonts", "deps", "package", "weights"]
     assert "--system" in setup_help() and "--no-editable" in setup_help()
 
 

@@ -19,7 +19,6 @@ from bot.render import (
     UNSURE_COLOUR,
     Window,
     artist_colours,
-    ascii_fold,
     confusion_png,
     spectrogram_png,
 )
@@ -122,14 +121,6 @@ def test_artist_colours_distinct_and_stable() -> None:
     assert UNSURE_COLOUR not in values
     assert artist_colours(["A", "not sure"])["not sure"] == UNSURE_COLOUR
     assert artist_colours(["A", "B"])["A"] == first["artist 0"]  # by class index, not name
-
-
-def test_ascii_fold_keeps_latin_and_marks_the_rest() -> None:
-    """Accents are dropped, typographic punctuation becomes ASCII, other scripts become '?'."""
-    assert ascii_fold("Björk — Sigur Rós") == "Bjork - Sigur Ros"
-    assert ascii_fold("ﬁ…") == "fi..."
-    assert ascii_fold("久石譲") == "???"
-    assert all(32 <= ord(c) < 127 for name in ODD_NAMES for c in ascii_fold(name))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,102 @@
+"""Names in every script are drawn as themselves in mimi's pictures, never as '?' or boxes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from bot import text
+from bot.render import BG, TEXT, Window, confusion_png, spectrogram_png
+
+NAMES = ["嵐", "ユニゾン・スクエア・ガーデン", "방탄소년단", "Мумий Тролль", "Björk", "Σωκράτης"]
+MIXED = ["AAA × 嵐 feat. Björk", "فيروز", "שלמה ארצי", "Fairuz فيروز 2024"]
+NO_GLYPH = "\U000f0001"  # a private-use code point no font here draws
+PX = 14  # the legend's font size
+
+needs_fonts = pytest.mark.skipif(
+    text.missing_fonts() is not None, reason=text.missing_fonts() or ""
+)
+
+
+def ink(label: str, px: int = PX) -> np.ndarray:
+    """`label` drawn alone, white on the pictures' background, cropped to its ink."""
+    img = np.full((px * 3, text.width(label, px) + px * 2, 3), BG, np.uint8)
+    text.draw(img, label, px, px * 2, px, TEXT)
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    ys, xs = np.nonzero(grey > grey.min() + 40)
+    return img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def found(picture: bytes, label: str, px: int = PX) -> float:
+    """How well the best place in `picture` matches `label` as drawn alone (1.0: exactly)."""
+    img = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR)
+    return float(cv2.matchTemplate(img, ink(label, px), cv2.TM_CCOEFF_NORMED).max())
+
+
+@needs_fonts
+@pytest.mark.parametrize("name", NAMES)
+def test_each_script_comes_from_a_font_that_has_it(name: str) -> None:
+    """Every character of the name has a real glyph in the font chosen for it, and the drawing
+    differs from the missing-glyph boxes of as many characters."""
+    for run, path in text.runs(name):
+        face = next(f for f in text.chain() if f.path == path)
+        assert all(ord(ch) in face.covers for ch in run), (run, path.name)
+    boxes = NO_GLYPH * len(name.replace(" ", ""))
+    drawn, tofu = ink(name), ink(boxes)
+    assert drawn.shape != tofu.shape or np.abs(drawn.astype(int) - tofu).mean() > 10
+
+
+@needs_fonts
+@pytest.mark.parametrize("name", NAMES)
+def test_guess_picture_and_legend_show_the_name(name: str) -> None:
+    """The guess picture's legend holds the name as its glyphs, not boxes or question marks."""
+    mel = np.random.default_rng(1).uniform(0, 4, (1300, 96)).astype(np.float32)
+    windows = [Window(0.0, 10.0, name, 0.9), Window(10.0, 20.0, "Other", 0.6)]
+    png = spectrogram_png(mel, windows, [name, "Other"])
+    assert found(png, name) > 0.9
+    assert found(png, "?" * len(name)) < found(png, name) - 0.05
+
+
+@needs_fonts
+@pytest.mark.parametrize("name", NAMES)
+def test_confusion_picture_shows_the_name(name: str) -> None:
+    """The confusion picture's row label is the name itself."""
+    png = confusion_png([[3, 1], [0, 2]], [name, "Other"])
+    assert found(png, name) > 0.9
+
+
+@needs_fonts
+@pytest.mark.parametrize("name", MIXED)
+def test_mixed_and_right_to_left_names_keep_the_layout(name: str) -> None:
+    """Mixed scripts and Arabic/Hebrew draw without error, within their measured width, and
+    long ones are cut with an ellipsis."""
+    img = np.full((40, 600, 3), BG, np.uint8)
+    text.draw(img, name, 10, 28, PX, TEXT)
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    xs = np.nonzero((grey > grey.min() + 40).any(axis=0))[0]
+    assert len(xs) and xs.max() <= 10 + text.width(name, PX) + PX
+    cut = text.fit(name * 5, 120, PX)
+    assert cut.endswith("…") and text.width(cut, PX) <= 120
+
+
+@needs_fonts
+def test_no_character_is_dropped() -> None:
+    """A character no font covers is still drawn (as the first font's box), never skipped."""
+    assert "".join(run for run, _ in text.runs(f"A{NO_GLYPH}嵐")) == f"A{NO_GLYPH}嵐"
+    assert text.width(f"A{NO_GLYPH}B", PX) > text.width("AB", PX)
+
+
+def test_without_fonts_it_says_so_and_still_draws(monkeypatch, tmp_path) -> None:
+    """No font installed: one clear sentence for the log and `mimi health`, and pictures still
+    render (Pillow's own font) instead of crashing."""
+    monkeypatch.setattr(text, "FONT_ROOTS", (tmp_path,))
+    for cached in (text._index, text.chain):
+        cached.cache_clear()
+    try:
+        assert "fonts-noto-cjk" in (text.missing_fonts() or "")
+        png = confusion_png([[1, 0], [0, 1]], ["嵐", "Björk"], title="嵐")
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        for cached in (text._index, text.chain):
+            cached.cache_clear()
