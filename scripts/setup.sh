@@ -110,9 +110,11 @@ step_fonts() {
     local had_lists=0
     [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$' -e '^partial$')" ] \
       && had_lists=1
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${FONT_PACKAGES[@]}" >/dev/null
+    # Fonts make pictures complete but nothing depends on them: a failed download is a warning.
+    if ! { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install \
+      -y -qq --no-install-recommends "${FONT_PACKAGES[@]}" >/dev/null; }; then
+      log "warning: could not install ${FONT_PACKAGES[*]}; names outside Latin will be boxes"
+    fi
     [ "$had_lists" = 1 ] || rm -rf /var/lib/apt/lists/*
   else
     log "no root for apt-get: names outside Latin will be drawn as boxes until Noto fonts are"
