@@ -35,6 +35,20 @@ def headline(result: dict, artist: str) -> str:
     return UNSURE if result["unsure"] else KNOWN.format(artist=artist)
 
 
+ALT_TEXT_LIMIT = 1024  # Discord's attachment description limit
+
+
+def alt_text(result: dict, filename: str) -> str:
+    """The picture's alt text: what it shows and the verdict, for screen readers."""
+    top = ", ".join(f"{t['artist']} {t['probability']:.0%}" for t in result["top"])
+    text = (
+        f"Spectrogram of {filename} ({result['seconds']:.0f} s listened). "
+        f"{headline(result, result['top'][0]['artist'])}. Top guesses: {top}. The strip under it "
+        "shows which artist each 10-second window sounded like."
+    )
+    return text[:ALT_TEXT_LIMIT]
+
+
 def guess_embed(result: dict) -> discord.Embed:
     """The reply: top artists with bars, 'not sure' when unsure, tags, model version."""
     top = result["top"]
@@ -80,9 +94,10 @@ class Guess(commands.Cog):
         if result.get("unknown"):
             title = f"{clip.filename}: no one I know (closest: {result['top'][0]['artist']})"
         png = await asyncio.to_thread(spectrogram_png, mel, windows, artists, title=title)
-        await interaction.followup.send(
-            embed=guess_embed(result), file=discord.File(io.BytesIO(png), "guess.png")
+        picture = discord.File(
+            io.BytesIO(png), "guess.png", description=alt_text(result, clip.filename)
         )
+        await interaction.followup.send(embed=guess_embed(result), file=picture)
 
 
 async def setup(bot) -> None:

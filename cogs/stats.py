@@ -82,7 +82,13 @@ class Stats(commands.Cog):
             )
             if model.get("confusion"):
                 png = await asyncio.to_thread(confusion_png, model["confusion"], model["artists"])
-                files.append(discord.File(io.BytesIO(png), "confusion.png"))
+                matrix = model["confusion"]
+                hits = sum(row[i] for i, row in enumerate(matrix) if i < len(row))
+                alt = (
+                    "Confusion matrix of the held-out songs: rows are the true artists, columns "
+                    f"the guessed ones; {hits} of {sum(map(sum, matrix))} guessed right."
+                )
+                files.append(discord.File(io.BytesIO(png), "confusion.png", description=alt))
                 embed.set_image(url="attachment://confusion.png")
         status = self.bot.training.status(interaction.guild_id)
         embed.add_field(name="Training", value=training_line(status), inline=False)

@@ -8,7 +8,7 @@ from discord.ext import commands
 
 from bot.client import defer_public
 from bot.errors import DuplicateSong, MimiError, data_writes
-from bot.names import display_name
+from bot.names import MAX_NAME_LENGTH, display_name
 from cogs.common import (
     artist_choices,
     check_size,
@@ -34,7 +34,7 @@ class Teach(commands.Cog):
     async def teach(
         self,
         interaction: discord.Interaction,
-        artist: app_commands.Range[str, 1, 200],
+        artist: app_commands.Range[str, 1, MAX_NAME_LENGTH],
         song: discord.Attachment,
         song2: discord.Attachment | None = None,
         song3: discord.Attachment | None = None,

@@ -102,6 +102,8 @@ async def test_teach_retrain_guess_stats(env, files) -> None:
         assert answer.embeds[0]["title"] == f"Sounds like {artist}"
         assert f"model v{version}" in answer.embeds[0]["footer"]["text"]
         assert answer.files[0][0] == "guess.png" and answer.files[0][1][:4] == b"\x89PNG"
+        alt = answer.attachments[0]["description"]  # alt text for screen readers
+        assert alt.startswith(f"Spectrogram of new_{artist}.ogg") and f"Sounds like {artist}" in alt
     att = standin.add_file("stranger.wav", files["stranger.wav"], "audio/wav")
     odd = await (await standin.invoke(HOME, "guess", {"clip": att})).final(timeout=60)
     assert odd.embeds[0]["title"].startswith("This doesn't sound like anyone I know here — closest")
@@ -109,6 +111,10 @@ async def test_teach_retrain_guess_stats(env, files) -> None:
     stats = await inter.final(timeout=30)
     fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
     assert f"Model v{version}" in fields and "song accuracy" in fields[f"Model v{version}"]
+    assert stats.attachments[0]["description"].startswith("Confusion matrix of the held-out")
+    (option,) = [o for o in bot.tree.get_command("teach").to_dict(bot.tree)["options"]
+                 if o["name"] == "artist"]  # fmt: skip
+    assert option["max_length"] == 64  # the real limit of a name, not a larger one
     assert fields["Artists (2)"].count("2 songs") == 2
     again = await teach(standin, "Drone0.mp3", files["Drone0.mp3"], "drone")
     assert "Already known" in (await again.final(timeout=60)).content
