@@ -48,7 +48,7 @@ EMBEDDING = "embedding"
 
 def stages_with_embeddings(weights: Path, threads: int = 1) -> dict[str, Stage]:
     """The log-mel stage plus musicnn patch embeddings from the front-end set up beside
-    `weights` (its LiteRT export), run with `threads` threads."""
+    `weights` (its ONNX export), run with `threads` threads."""
 
     def compute(mel: np.ndarray) -> np.ndarray:
         from model_store.embed import embed_mel, frontend
@@ -59,7 +59,7 @@ def stages_with_embeddings(weights: Path, threads: int = 1) -> dict[str, Stage]:
     return {**DEFAULT_STAGES, EMBEDDING: Stage(EMBEDDING, version, LOGMEL.name, compute)}
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Write through `write(tmp)` beside `path`, fsync, then rename over it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -109,7 +109,7 @@ class SongCache:
             (folder / f"{CLAIM_PREFIX}{self.owner}").touch()
         flac = io.BytesIO()  # encoded in memory: libsndfile would hide a write's errno
         sf.write(flac, samples, features.SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-        _atomic_write(folder / AUDIO_FILE, lambda p: p.write_bytes(flac.getvalue()))
+        atomic_write(folder / AUDIO_FILE, lambda p: p.write_bytes(flac.getvalue()))
 
     def load_audio(self, guild_id: int, key: str) -> np.ndarray:
         """The stored int16 mono audio."""
@@ -121,7 +121,7 @@ class SongCache:
         spec = self.stages[stage]
         folder = self.song_dir(guild_id, key)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / spec.filename, lambda p: _save_npy(p, array))
+        atomic_write(folder / spec.filename, lambda p: _save_npy(p, array))
         for old in folder.glob(f"{spec.name}.v*.npy"):
             if old.name != spec.filename:
                 old.unlink(missing_ok=True)

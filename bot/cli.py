@@ -21,7 +21,7 @@ from bot.store import Song
 from model_store import quiet_tensorflow_import
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-NEEDS_TENSORFLOW = ("train", "eval")  # inference runs in LiteRT; only training needs TF
+NEEDS_TENSORFLOW = ("train", "eval")  # inference runs in ONNX Runtime; only training needs TF
 NEEDS_WEIGHTS = ("teach", "import", "guess")  # and eval with the musicnn model
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head -c1` exits with
 

@@ -81,7 +81,7 @@ def missing_weights(weights: Path, *, show_path: bool = False) -> MimiError:
 
 
 def check_setup(weights: Path | None, *, show_path: bool = False) -> None:
-    """Raise the setup error when the musicnn front-end (its LiteRT export beside the
+    """Raise the setup error when the musicnn front-end (its ONNX export beside the
     configured weights) is missing."""
     if weights is None:
         return

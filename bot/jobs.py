@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.cache import EMBEDDING, LOGMEL, SongCache, stages_with_embeddings
+from bot.cache import EMBEDDING, LOGMEL, SongCache, atomic_write, stages_with_embeddings
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.ingest import IngestConfig
@@ -166,12 +166,8 @@ def head_weights(folder: Path) -> HeadWeights:
             "This server's current model can't be read; `/retrain` builds a fresh one.",
             code="model_unreadable",
         ) from None
-    tmp = folder / f".{HEAD_FILE}.{os.getpid()}.tmp"
     with contextlib.suppress(OSError):  # (a read-only or pruned folder: use it from memory)
-        head.save(tmp)
-        os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        tmp.unlink(missing_ok=True)
+        atomic_write(path, head.save)
     return head
 
 
@@ -256,7 +252,7 @@ def yield_cpu() -> None:
 
 
 def warm_up(weights: Path, threads: int = 1) -> None:
-    """Worker initializer: lower priority and load the LiteRT front-end (no TensorFlow)."""
+    """Worker initializer: lower priority and load the ONNX front-end (no TensorFlow)."""
     from model_store.embed import frontend
     from model_store.lean import frontend_model_path
 

@@ -219,8 +219,7 @@ class TrainingService:
 
     async def wait_idle(self, guild_id: int | None = None) -> None:
         """Return once this guild (None: every guild) has nothing waiting or running."""
-        while any(st.timer or st.task or st.pending is not None
-                  for g, st in self._guilds.items() if guild_id in (None, g)):  # fmt: skip
+        while self._busy(guild_id):
             await asyncio.sleep(0.05)
 
     def worker_pids(self) -> list[int]:
@@ -272,9 +271,10 @@ class TrainingService:
         if self._pool is not None and not self._closing and not self._busy():
             self._idle = self._loop.call_later(self.settings.train_idle_s, self._retire)
 
-    def _busy(self) -> bool:
-        """Whether any guild has a training waiting or running."""
-        return any(st.task or st.timer or st.pending is not None for st in self._guilds.values())
+    def _busy(self, guild_id: int | None = None) -> bool:
+        """Whether this guild (None: any guild) has a training waiting or running."""
+        return any(st.task or st.timer or st.pending is not None
+                   for g, st in self._guilds.items() if guild_id in (None, g))  # fmt: skip
 
     def _retire(self) -> None:
         """The idle period passed: stop the workers (and TensorFlow with them)."""

@@ -32,7 +32,7 @@ def patches_of(mel: np.ndarray, starts: Sequence[int]) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def frontend(weights_path: Path, threads: int = 1):
-    """The pretrained front-end's LiteRT export (beside the Keras weights at `weights_path`),
+    """The pretrained front-end's ONNX export (beside the Keras weights at `weights_path`),
     loaded once per process and thread count (workers keep it warm)."""
     from model_store.lean import Frontend, frontend_model_path
 

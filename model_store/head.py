@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_store.calibrate import log_softmax
 from model_store.embed import patches_in, select, unit
 
 HEAD_FILE = "head.npz"  # the head's weights for NumPy inference, beside model.keras
@@ -54,10 +55,7 @@ class HeadWeights:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """(rows, artists) probabilities of (rows, features) embeddings, as Keras computes."""
-        logits = unit(x) @ self.kernel + self.bias
-        logits -= logits.max(axis=-1, keepdims=True)
-        e = np.exp(logits)
-        return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+        return np.exp(log_softmax(unit(x) @ self.kernel + self.bias)).astype(np.float32)
 
     @classmethod
     def of(cls, model) -> HeadWeights:

@@ -1,6 +1,6 @@
 """Keras 3 port of musicnn's MSD_musicnn and MTT_musicnn networks (Pons & Serra, 2019).
 
-Used to convert the checkpoints, export the LiteRT front-end and check it (model_store.lean is
+Used to convert the checkpoints, export the ONNX front-end and check it (model_store.lean is
 what inference runs). Both networks share one graph and run side by side on the same patches."""
 
 from __future__ import annotations
