@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.errors import AudioRejected
+from bot.i18n import Msg, Seconds, Size
 from bot.sniff import DEMUXERS, require_regular, sniff
 from model_store.features import SAMPLE_RATE, SILENCE_DBFS, rms_dbfs
 
@@ -59,18 +60,6 @@ class Decoded:
     def as_float(self) -> np.ndarray:
         """The samples as float32 in [-1, 1)."""
         return self.samples.astype(np.float32) / 32768.0
-
-
-def describe_seconds(seconds: float) -> str:
-    """Human length: '0.5 s', '42 s', '4 min 03 s', '2 h 05 min'."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def audible_dbfs(audio: np.ndarray) -> float:
@@ -226,10 +215,7 @@ def probe(path: Path, fmt: str, limits: DecodeLimits, ffprobe: str) -> Probe:
 
 def _timeout(limits: DecodeLimits) -> AudioRejected:
     """The rejection of a file whose decoding ran past the wall-clock limit."""
-    return AudioRejected(
-        f"Decoding took longer than {limits.timeout_s:.0f} s; the file looks damaged.",
-        code="timeout",
-    )
+    return AudioRejected(Msg("audio.timeout", seconds=Seconds(limits.timeout_s)), code="timeout")
 
 
 class _StderrWatcher(threading.Thread):
@@ -304,9 +290,7 @@ def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
     size = require_regular(path).st_size  # before any open: a FIFO or /dev/zero never ends
     if size > limits.max_bytes:
         raise AudioRejected(
-            f"The file is too big ({size / 2**20:.1f} MB; the limit is "
-            f"{limits.max_bytes / 2**20:.0f} MB).",
-            code="too_big",
+            Msg("audio.too_big", size=Size(size), limit=Size(limits.max_bytes)), code="too_big"
         )
     fmt = sniff(path)
     exe = find_ffmpeg(ffmpeg)
@@ -321,33 +305,25 @@ def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
     log = " ".join(info.tail)
     if rc != 0 and seconds < limits.min_seconds:
         if "matches no streams" in log or "does not contain any stream" in log:
-            raise AudioRejected("The file has no audio track.", code="no_audio")
-        raise AudioRejected(
-            f"The file is corrupt or not really {fmt.upper()}; it could not be decoded.",
-            code="corrupt",
-        )
+            raise AudioRejected(Msg("audio.no_audio"), code="no_audio")
+        raise AudioRejected(Msg("audio.corrupt", format=fmt.upper()), code="corrupt")
     if rate is not None and rate < MIN_SOURCE_RATE:
-        raise AudioRejected(
-            f"The audio's sample rate ({rate} Hz) is too low to carry music.", code="bad_rate"
-        )
+        raise AudioRejected(Msg("audio.bad_rate", rate=rate), code="bad_rate")
     if seconds > limits.max_seconds:
         raise AudioRejected(
-            f"The audio is longer than the {describe_seconds(limits.max_seconds)} limit.",
-            code="too_long",
+            Msg("audio.too_long", limit=Seconds(limits.max_seconds)), code="too_long"
         )
     if seconds < limits.min_seconds:
         if declared is not None and declared >= limits.min_seconds and seconds < 0.9 * declared:
             raise AudioRejected(
-                f"The file is truncated or corrupt: only {describe_seconds(seconds)} of "
-                f"{describe_seconds(declared)} could be decoded.",
+                Msg("audio.truncated", decoded=Seconds(seconds), declared=Seconds(declared)),
                 code="corrupt",
             )
         raise AudioRejected(
-            f"The audio is too short ({describe_seconds(seconds)}; at least "
-            f"{describe_seconds(limits.min_seconds)} is needed).",
+            Msg("audio.too_short", seconds=Seconds(seconds), minimum=Seconds(limits.min_seconds)),
             code="too_short",
         )
     decoded = Decoded(samples, fmt, rate, declared)
     if audible_dbfs(decoded.as_float()) < SILENCE_DBFS:
-        raise AudioRejected("The audio is silent; there is nothing to hear.", code="silent")
+        raise AudioRejected(Msg("audio.silent"), code="silent")
     return decoded

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--artist", help="remove this artist and all their songs")
     which.add_argument("--song", type=int, metavar="SONG_ID", help="remove one song by id")
+    p = sub.add_parser(
+        "rename", parents=[common, guild], help="rename an artist (the model keeps working)"
+    )
+    p.add_argument("old", metavar="FROM", help="the artist's name now")
+    p.add_argument("new", metavar="TO", help="the new name")
+    p.add_argument("--merge", action="store_true", help="TO is another artist: merge FROM into it")
     cli_model.add_commands(sub, common, guild)
     sub.add_parser("run", parents=[common], help="start the Discord bot")
     cli_backup.add_commands(sub, common)
@@ -190,6 +196,22 @@ async def _forget(args: argparse.Namespace, mimi: Mimi) -> int:
     return EXIT_OK
 
 
+async def _rename(args: argparse.Namespace, mimi: Mimi) -> int:
+    try:
+        old, new, moved = await mimi.rename_artist(args.guild, args.old, args.new, merge=args.merge)
+    except MimiError as err:
+        if err.code == "merge_needed":
+            raise MimiError(f"{err.message} Add --merge to do that.", code=err.code) from None
+        raise
+    if args.merge and moved:
+        lines = [f"Merged {old} into {new} ({moved} songs moved); run `mimi train` to retrain."]
+    else:
+        lines = [f"Renamed {old} to {new}; the current model answers with the new name."]
+    data = {"guild": args.guild, "old": old, "new": new, "merged": bool(moved), "moved": moved}
+    _emit(args, data, lines)
+    return EXIT_OK
+
+
 def _run(settings: Settings) -> int:
     from bot.runner import NO_TOKEN, run_bot, wait_for_token
 
@@ -280,7 +302,13 @@ async def _default_guild(args: argparse.Namespace, mimi: Mimi) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    handlers = {"teach": _teach, "import": _import, "artists": _artists, "forget": _forget}
+    handlers = {
+        "teach": _teach,
+        "import": _import,
+        "artists": _artists,
+        "forget": _forget,
+        "rename": _rename,
+    }
     model_handlers = {
         "train": cli_model.train,
         "guess": cli_model.guess,

@@ -101,18 +101,14 @@ async def guess(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
     if args.top < 1:
         raise MimiError("--top must be at least 1.")
     result = await mimi.guess(args.guild, args.file, top_k=args.top)
-    mel, artists = result.pop("mel"), result.pop("artists")
+    mel, order = result.pop("mel"), result.pop("colour_order")
+    result.pop("artists")
     if args.png:
-        from bot.render import Window, spectrogram_png
+        from bot.render import artist_colours
+        from bot.render_guess import guess_png, view_of
 
-        windows = [
-            Window(w["start"], w["end"], w["artist"], w["probability"]) for w in result["windows"]
-        ]
-        top = result["top"][0]
-        title = f"Guess: {top['artist']} ({top['probability']:.0%})"
-        if result.get("unknown"):
-            title = f"No one I know (closest: {top['artist']}, {top['probability']:.0%})"
-        args.png.write_bytes(spectrogram_png(mel, windows, artists, title=title))
+        view = view_of(result, args.file.name)
+        args.png.write_bytes(guess_png(mel, view, artist_colours(order)))
     lines = [f"{i}. {t['artist']}  {t['probability']:.0%}" for i, t in enumerate(result["top"], 1)]
     if result.get("unknown"):
         lines.insert(
@@ -154,9 +150,17 @@ async def stats(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
                 "figures leave those out, and a retrain replaces it."
             )
         if args.png and model.get("confusion"):
-            from bot.render import confusion_png
+            from bot.render import artist_colours
+            from bot.render_stats import StatsView, stats_png
 
-            args.png.write_bytes(confusion_png(model["confusion"], model["artists"]))
+            view = StatsView(
+                tuple(model["artists"]),
+                tuple(tuple(r) for r in model["confusion"]),
+                model["version"],
+                model["trained_at"][:10],
+            )
+            order = await mimi.store.artist_order(args.guild)
+            args.png.write_bytes(stats_png(view, artist_colours(order)))
     emit(args, data, lines)
     return 0
 

@@ -15,7 +15,9 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot import i18n
 from bot.config import Settings
+from bot.discord_i18n import Translator, lang, safe
 from bot.errors import MimiError
 from bot.health import HEARTBEAT_EVERY_S, heartbeat_path, write_heartbeat
 from bot.inference import InferenceService, audio_pool
@@ -86,6 +88,7 @@ class MimiBot(commands.Bot):
         await self.training.resume()
         self.inference = InferenceService(self.settings, self.audio_pool)
         self.tree.on_error = self.on_app_command_error
+        await self.tree.set_translator(Translator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self._stall_task = asyncio.create_task(self._watch_stalls())
@@ -189,20 +192,21 @@ class MimiBot(commands.Bot):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """The one error handler: short, specific, ephemeral; unexpected ones logged."""
-        original = getattr(error, "original", error)
+        original, locale = getattr(error, "original", error), lang(interaction)
         if isinstance(original, MimiError):
-            message = original.message
+            message = original.text(locale, safe)
         elif isinstance(error, app_commands.CommandOnCooldown):
-            message = f"Slow down a little: try again in {error.retry_after:.0f} s."
+            wait = i18n.Seconds(max(1, round(error.retry_after)))
+            message = i18n.t(locale, "error.cooldown", wait=wait)
         elif isinstance(error, app_commands.MissingPermissions):
-            message = "You need the Manage Server permission for that."
+            message = i18n.t(locale, "error.manage_guild")
         elif isinstance(error, app_commands.NoPrivateMessage):
-            message = "mimi works inside servers only."
+            message = i18n.t(locale, "error.guild_only")
         elif isinstance(error, app_commands.CheckFailure):
-            message = str(error) or "You can't use that here."
+            message = i18n.t(locale, "error.check_failed")
         else:
             log.exception("interaction %s failed", interaction.id, exc_info=original)
-            message = "Something went wrong on my side; please try again later."
+            message = i18n.t(locale, "error.unexpected")
         await send_error(interaction, message)
 
 

@@ -9,17 +9,35 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from bot import i18n
+from bot.i18n import Msg
+
 
 class MimiError(Exception):
-    """A failure the user caused or can fix; `code` is a stable machine-readable reason."""
+    """A failure the user caused or can fix; `code` is a stable machine-readable reason.
+
+    Built from a catalogue `Msg` it speaks every language (`text`); `message` is its English
+    form, as the CLI and logs show it. A plain string (operator-only errors) stays English."""
 
     code = "error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Msg, *, code: str | None = None) -> None:
+        self.msg = message if isinstance(message, Msg) else None
+        self.message = message.render() if isinstance(message, Msg) else message
+        super().__init__(self.message)
         if code is not None:
             self.code = code
+
+    def text(self, locale: str = "en", escape=None) -> str:
+        """The message in `locale`, user data escaped with `escape` (for Discord).
+
+        An error raised with a plain string (the ML layer speaks English only) is shown from the
+        catalogue's "code.<code>" message where there is one."""
+        if self.msg is not None:
+            return self.msg.render(locale, escape)
+        if f"code.{self.code}" in i18n.keys(i18n.DEFAULT):
+            return i18n.t(locale, f"code.{self.code}")
+        return self.message
 
     def as_dict(self) -> dict[str, str]:
         """JSON-ready form: the stable code and the human message."""
@@ -37,7 +55,7 @@ class DuplicateSong(MimiError):
 
     code = "duplicate"
 
-    def __init__(self, message: str, *, song_id: int, artist: str) -> None:
+    def __init__(self, message: str | Msg, *, song_id: int, artist: str) -> None:
         super().__init__(message)
         self.song_id = song_id
         self.artist = artist
@@ -57,7 +75,12 @@ class InvalidName(MimiError):
 
 def read_error(err: OSError) -> dict[str, str]:
     """JSON-ready form of a file that could not be read."""
-    return {"error": "unreadable", "message": f"Could not read the file ({err.strerror or err})."}
+    return {"error": "unreadable", "message": unreadable(err).render()}
+
+
+def unreadable(err: OSError) -> Msg:
+    """The message for a file that could not be read."""
+    return Msg("error.unreadable", reason=str(err.strerror or err))
 
 
 class StorageError(MimiError):
@@ -66,11 +89,8 @@ class StorageError(MimiError):
     code = "storage"
 
 
-DISK_FULL = "mimi's disk is full; nothing was saved. Ask the bot's owner to free some space."
-READ_ONLY = (
-    "mimi's data folder is read-only; nothing was saved. "
-    "Ask the bot's owner to make it writable again."
-)
+DISK_FULL_MSG, READ_ONLY_MSG = Msg("error.disk_full"), Msg("error.read_only")
+DISK_FULL, READ_ONLY = DISK_FULL_MSG.render(), READ_ONLY_MSG.render()  # English, for logs and CLI
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED_ERRNOS = {errno.EACCES, errno.EPERM}
 
@@ -88,20 +108,20 @@ def storage_error(err: BaseException, folder: Path | None = None) -> StorageErro
         if isinstance(err, StorageError):
             return err
         if isinstance(err, OSError) and err.errno in _FULL_ERRNOS:
-            return StorageError(DISK_FULL, code="disk_full")
+            return StorageError(DISK_FULL_MSG, code="disk_full")
         if isinstance(err, OSError) and (
             err.errno == errno.EROFS
             or (err.errno in _DENIED_ERRNOS and _inside(err.filename, folder))
         ):
-            return StorageError(READ_ONLY, code="read_only")
+            return StorageError(READ_ONLY_MSG, code="read_only")
         if isinstance(err, sqlite3.Error):
             name = getattr(err, "sqlite_errorname", "") or ""
             if name == "SQLITE_FULL":
-                return StorageError(DISK_FULL, code="disk_full")
+                return StorageError(DISK_FULL_MSG, code="disk_full")
             if name.startswith("SQLITE_READONLY"):
-                return StorageError(READ_ONLY, code="read_only")
+                return StorageError(READ_ONLY_MSG, code="read_only")
             if name.startswith("SQLITE_CANTOPEN") and _unwritable(folder):
-                return StorageError(READ_ONLY, code="read_only")
+                return StorageError(READ_ONLY_MSG, code="read_only")
         err = err.__cause__ or err.__context__
     return None
 

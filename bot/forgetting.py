@@ -8,7 +8,9 @@ again is masked until the retrain); held-out figures leave forgotten songs out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,15 +22,48 @@ MIN_ARTISTS = 2  # fewer live artists than this and the model is withdrawn
 
 @dataclass(frozen=True)
 class Live:
-    """The songs a server holds right now: ids and audio keys."""
+    """The songs a server holds right now: ids, audio keys, and each song's artist name now."""
 
     ids: frozenset[int]
     keys: frozenset[str]
+    names: Mapping[str, str] = field(default_factory=dict, compare=False)  # key -> artist
+    id_names: Mapping[int, str] = field(default_factory=dict, compare=False)  # id -> artist
 
     @classmethod
-    def of(cls, songs: list[tuple[int, str]]) -> Live:
-        """From (song id, audio key) rows."""
-        return cls(frozenset(i for i, _ in songs), frozenset(k for _, k in songs))
+    def of(cls, songs: Sequence[tuple[int, str] | tuple[int, str, str]]) -> Live:
+        """From (song id, audio key[, artist name]) rows."""
+        named = [s for s in songs if len(s) > 2]
+        return cls(
+            frozenset(s[0] for s in songs),
+            frozenset(s[1] for s in songs),
+            {s[1]: s[2] for s in named},  # type: ignore[misc]
+            {s[0]: s[2] for s in named},  # type: ignore[misc]
+        )
+
+
+def current_name(meta: ModelMeta, artist: str, live: Live) -> str:
+    """What this server calls the model's `artist` now: the name its songs carry after a
+    rename or merge (the songs are the artist's identity, not the spelling), else as trained."""
+    names = [live.names[k] for k in meta.snapshot_keys.get(artist, ()) if k in live.names]
+    if not names:
+        names = [live.id_names[i] for i in meta.snapshot.get(artist, ()) if i in live.id_names]
+    return Counter(names).most_common(1)[0][0] if names else artist
+
+
+def renames(meta: ModelMeta, live: Live) -> dict[str, str]:
+    """Model artist -> its name now, for every artist of `meta`."""
+    return {a: current_name(meta, a, live) for a in meta.artists}
+
+
+def merge_columns(
+    probs: np.ndarray, artists: Sequence[str], now: Mapping[str, str]
+) -> tuple[np.ndarray, list[str]]:
+    """(… x artists) probabilities under today's names: artists merged into one add up."""
+    merged = list(dict.fromkeys(now.get(a, a) for a in artists))
+    into = np.zeros((len(artists), len(merged)))
+    for i, a in enumerate(artists):
+        into[i, merged.index(now.get(a, a))] = 1.0
+    return np.asarray(probs, dtype=np.float64) @ into, merged
 
 
 def artist_alive(meta: ModelMeta, artist: str, live: Live) -> bool:
@@ -42,6 +77,11 @@ def artist_alive(meta: ModelMeta, artist: str, live: Live) -> bool:
 def live_artists(meta: ModelMeta, live: Live) -> list[str]:
     """The model's artists (class order) that may still be named."""
     return [a for a in meta.artists if artist_alive(meta, a, live)]
+
+
+def live_names(meta: ModelMeta, live: Live) -> list[str]:
+    """Today's names of the model's live artists (two merged since training count once)."""
+    return list(dict.fromkeys(current_name(meta, a, live) for a in live_artists(meta, live)))
 
 
 def forgotten_songs(meta: ModelMeta, live: Live) -> int:
@@ -62,19 +102,28 @@ def mask(probs: np.ndarray, artists: list[str], allowed: list[str]) -> np.ndarra
 
 def live_metrics(meta: ModelMeta, live: Live) -> dict:
     """The model's held-out figures over songs and artists that still exist."""
-    metrics = meta.metrics
-    names = live_artists(meta, live)
+    metrics, now = meta.metrics, renames(meta, live)
+    trained = live_artists(meta, live)
+    names = list(dict.fromkeys(now[a] for a in trained))  # today's names; a merge counts once
     order = list(metrics.get("artists") or meta.artists)
-    keep = [order.index(a) for a in names if a in order]
+    keep = [order.index(a) for a in trained if a in order]
     confusion = metrics.get("confusion")
     if confusion is not None:
-        confusion = np.asarray(confusion, dtype=int)[np.ix_(keep, keep)].tolist()
+        into = np.zeros((len(names), len(keep)), int)
+        for col, a in enumerate(a for a in trained if a in order):
+            into[names.index(now[a]), col] = 1
+        sliced = np.asarray(confusion, dtype=int)[np.ix_(keep, keep)]
+        confusion = (into @ sliced @ into.T).tolist()
     missing = metrics.get("needs_more_songs") or {}
     out = {**metrics, "artists": names, "confusion": confusion}
-    out["needs_more_songs"] = {a: n for a, n in missing.items() if a in names}
+    out["needs_more_songs"] = {now[a]: n for a, n in missing.items() if a in trained}
     records = metrics.get("held_out")
     if records is not None:  # recompute every figure from the songs that remain
-        kept = [r for r in records if r["song_id"] in live.ids and r["artist"] in names]
+        kept = [
+            {**r, "artist": now.get(r["artist"], r["artist"]),
+             "predicted": now.get(r["predicted"], r["predicted"])}
+            for r in records if r["song_id"] in live.ids and r["artist"] in trained
+        ]  # fmt: skip
         index = {a: i for i, a in enumerate(names)}
         matrix = np.zeros((len(names), len(names)), int)
         for r in kept:
@@ -102,17 +151,16 @@ def live_metrics(meta: ModelMeta, live: Live) -> dict:
 
 def redact(meta: ModelMeta, live: Live) -> dict:
     """A model's metadata as it may be shown: forgotten artists and songs left out."""
-    names = set(live_artists(meta, live))
+    names, now = set(live_artists(meta, live)), renames(meta, live)
     shown = meta.to_dict()
-    shown["artists"] = [a for a in meta.artists if a in names]
-    shown["snapshot"] = {
-        a: [i for i in ids if i in live.ids] for a, ids in meta.snapshot.items() if a in names
-    }
-    shown["snapshot_keys"] = {
-        a: [k for k in keys if k in live.keys]
-        for a, keys in meta.snapshot_keys.items()
-        if a in names
-    }
+    shown["artists"] = list(dict.fromkeys(now[a] for a in meta.artists if a in names))
+    shown["snapshot"], shown["snapshot_keys"] = {}, {}
+    for a, ids in meta.snapshot.items():
+        if a in names:
+            shown["snapshot"].setdefault(now[a], []).extend(i for i in ids if i in live.ids)
+    for a, keys in meta.snapshot_keys.items():
+        if a in names:
+            shown["snapshot_keys"].setdefault(now[a], []).extend(k for k in keys if k in live.keys)
     shown["metrics"] = live_metrics(meta, live)
     shown["forgotten_songs"] = forgotten_songs(meta, live)
     return shown

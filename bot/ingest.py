@@ -12,6 +12,7 @@ from bot.audio import DecodeLimits, decode
 from bot.cache import EMBEDDING, LOGMEL, SongCache, stages_with_embeddings
 from bot.config import Settings
 from bot.errors import AudioRejected, MimiError
+from bot.i18n import Msg
 from bot.sniff import open_regular, require_regular
 from model_store import features
 from model_store.lean import frontend_model_path
@@ -128,10 +129,7 @@ def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:
     mel = features.log_mel(audio)
     clips = usable_clips(audio, len(mel), config.clip_seconds, config.clip_hop_seconds)
     if not clips:
-        raise AudioRejected(
-            "Every part of the audio is near-silent; there is nothing to learn from.",
-            code="silent",
-        )
+        raise AudioRejected(Msg("audio.all_quiet"), code="silent")
     cache = song_cache(config)
     fresh = not cache.song_dir(guild_id, key).exists()
     try:

@@ -14,6 +14,7 @@ import numpy as np
 from bot.cache import EMBEDDING, LOGMEL, SongCache, atomic_write, stages_with_embeddings
 from bot.config import Settings
 from bot.errors import MimiError
+from bot.i18n import Msg
 from bot.ingest import IngestConfig
 from model_store import features
 from model_store.head import HEAD_FILE, HeadConfig, HeadWeights, SongEmbeddings
@@ -162,10 +163,7 @@ def head_weights(folder: Path) -> HeadWeights:
     try:
         head = HeadWeights.from_keras_file(folder / MODEL_FILE)
     except ValueError:
-        raise MimiError(
-            "This server's current model can't be read; `/retrain` builds a fresh one.",
-            code="model_unreadable",
-        ) from None
+        raise MimiError(Msg("model.unreadable"), code="model_unreadable") from None
     with contextlib.suppress(OSError):  # (a read-only or pruned folder: use it from memory)
         atomic_write(path, head.save)
     return head

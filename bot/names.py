@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from bot.errors import InvalidName
+from bot.i18n import Msg
 
 MAX_NAME_LENGTH = 64
 _SPACES = re.compile(r"\s+")
@@ -20,9 +21,9 @@ def display_name(raw: str) -> str:
     """The name as shown: invisible characters removed, whitespace collapsed, 1-64 characters."""
     name = _SPACES.sub(" ", _visible(unicodedata.normalize("NFC", raw))).strip()
     if not name:
-        raise InvalidName("Artist name is empty; give the artist a name with letters or digits.")
+        raise InvalidName(Msg("name.empty"))
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidName(f"Artist name is too long ({len(name)} characters; at most 64).")
+        raise InvalidName(Msg("name.too_long", n=len(name), limit=MAX_NAME_LENGTH))
     return name
 
 

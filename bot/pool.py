@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import MimiError
+from bot.i18n import Msg
 from bot.jobs import warm_up
 
 log = logging.getLogger(__name__)
@@ -153,10 +154,8 @@ class WarmPool:
         except BrokenProcessPool:
             log.error("the %s worker died; starting a new one", self.name)
             self._replace(pool)
-            _settle(job.future, error=MimiError(
-                f"The {self.name} worker crashed while handling that file; please try again.",
-                code="worker_crashed",
-            ))  # fmt: skip
+            crashed = Msg("error.worker_crashed", worker=Msg(f"worker.{self.name}"))
+            _settle(job.future, error=MimiError(crashed, code="worker_crashed"))
         except Exception as err:  # the caller gets whatever the task raised
             _settle(job.future, error=err)
         else:
@@ -181,7 +180,7 @@ class WarmPool:
         """Stop the workers; calls still waiting are told the service is stopping."""
         for queue in self._lanes.values():
             for job in queue:
-                _settle(job.future, error=MimiError("mimi is shutting down.", code="shutdown"))
+                _settle(job.future, error=MimiError(Msg("error.shutdown"), code="shutdown"))
         self._lanes.clear()
         if self._idle is not None:
             self._idle.cancel()

@@ -18,10 +18,14 @@ from bot.forgetting import (
     forgotten_songs,
     live_artists,
     live_metrics,
+    live_names,
     mask,
+    merge_columns,
     open_set_verdict,
     redact,
+    renames,
 )
+from bot.i18n import Msg
 from bot.ingest import IngestConfig, check_upload, file_sha256, ingest_file, song_cache
 from bot.jobs import TrainJob
 from bot.names import display_name, name_key
@@ -33,14 +37,7 @@ from model_store.registry import ModelMeta, ModelRegistry, NoModel
 log = logging.getLogger(__name__)
 Runner = Callable[..., Awaitable[Any]]
 INTERRUPTED = "interrupted: mimi stopped during training"
-FIRST_STEPS = (
-    "I haven't learned any artists here yet. Teach me with `/teach artist:<name>` and a song, "
-    "for at least 2 artists (2–3 songs each is plenty); I'll train myself, then try `/guess`."
-)
-WITHDRAWN = (
-    "I need songs by at least 2 artists to tell them apart, and since the last forget this "
-    "server has {count}. Teach me another artist with `/teach`; I'll retrain by myself."
-)
+FIRST_STEPS = Msg("model.first_steps")
 TEACH_ATTEMPTS = 3  # a teach re-reads its upload when a forget removed its files meanwhile
 STAT_KEYS = (
     "clip_accuracy",
@@ -154,9 +151,7 @@ class Mimi:
                 if self.cache.complete(guild_id, new.audio_sha256):
                     return await self._record(guild_id, artist, new)
             log.info("guild %s: song files vanished before recording; reading again", guild_id)
-        raise MimiError(
-            "That song was being forgotten while I read it; please teach it again.", code="busy"
-        )
+        raise MimiError(Msg("error.forgotten_while_reading"), code="busy")
 
     async def _record(self, guild_id: int, artist: str, new: NewSong) -> Song:
         """Insert a song whose files are complete (under the guild lock); release its claim."""
@@ -202,23 +197,12 @@ class Mimi:
         s = self.settings
         rows = await self.store.artists(guild_id)
         if sum(a.songs for a in rows) >= s.max_guild_songs:
-            raise MimiError(
-                f"This server has reached its limit of {s.max_guild_songs} songs; "
-                "forget some first.",
-                code="quota",
-            )
+            raise MimiError(Msg("quota.songs", n=s.max_guild_songs), code="quota")
         if sum(a.minutes for a in rows) >= s.max_guild_minutes:
-            raise MimiError(
-                f"This server has reached its limit of {s.max_guild_minutes:.0f} minutes of "
-                "music; forget some first.",
-                code="quota",
-            )
+            raise MimiError(Msg("quota.minutes", n=round(s.max_guild_minutes)), code="quota")
         key = name_key(artist)
         if len(rows) >= s.max_guild_artists and all(name_key(a.name) != key for a in rows):
-            raise MimiError(
-                f"This server has reached its limit of {s.max_guild_artists} artists.",
-                code="quota",
-            )
+            raise MimiError(Msg("quota.artists", n=s.max_guild_artists), code="quota")
 
     async def artists(self, guild_id: int) -> list[ArtistSummary]:
         """Artists of this guild with their song, clip and minute totals."""
@@ -232,6 +216,22 @@ class Mimi:
             for song in removed:
                 self.cache.drop(guild_id, song.audio_sha256)
         return removed
+
+    async def rename_artist(
+        self, guild_id: int, artist: str, to: str, *, merge: bool = False
+    ) -> tuple[str, str, int]:
+        """Rename an artist (the model keeps answering, under the new name, without a retrain);
+        onto another artist's name only with `merge`: (old name, new name, songs moved)."""
+        new = display_name(to)
+        async with self.lock(guild_id):
+            if not merge and name_key(new) != name_key(artist):
+                for a in await self.store.artists(guild_id):
+                    if name_key(a.name) == name_key(new):
+                        raise MimiError(
+                            Msg("rename.needs_merge", artist=display_name(artist), to=a.name),
+                            code="merge_needed",
+                        )
+            return await self.store.rename_artist(guild_id, artist, new)
 
     async def training_job(self, guild_id: int, kind: str = "musicnn") -> TrainJob:
         """Everything a worker needs to train this guild's model, read from the store."""
@@ -247,7 +247,7 @@ class Mimi:
         artists remain after forgets) and the songs it is viewed through."""
         meta = await asyncio.to_thread(self.registry.current, guild_id)
         live = await self.live(guild_id)
-        if meta is not None and len(live_artists(meta, live)) < MIN_ARTISTS:
+        if meta is not None and len(live_names(meta, live)) < MIN_ARTISTS:
             return None, live
         return meta, live
 
@@ -263,7 +263,7 @@ class Mimi:
     async def _withdrawn(self, guild_id: int) -> NoModel:
         """The answer while the model is withdrawn: how many artists remain, what to do."""
         artists = sum(1 for a in await self.store.artists(guild_id) if a.songs)
-        return NoModel(WITHDRAWN.format(count=artists))
+        return NoModel(Msg("model.withdrawn", n=artists))
 
     async def guess(
         self, guild_id: int, path: Path, *, top_k: int = 3, run: Runner | None = None
@@ -285,10 +285,14 @@ class Mimi:
         meta = await asyncio.to_thread(self.registry.meta, guild_id, raw["model_version"])
         live = await self.live(guild_id)
         allowed = live_artists(meta, live) if meta is not None else []
-        if len(allowed) < MIN_ARTISTS:  # forgotten while the worker listened
+        if meta is None or len(live_names(meta, live)) < MIN_ARTISTS:  # forgotten meanwhile
             raise await self._withdrawn(guild_id)
-        names = list(raw.pop("artists"))
-        probs = mask(raw.pop("window_probs"), names, allowed)
+        now = renames(meta, live)  # renamed or merged since training: today's names
+        trained = list(raw.pop("artists"))
+        probs, names = merge_columns(mask(raw.pop("window_probs"), trained, allowed), trained, now)
+        if raw.get("reference_artists") is not None:
+            raw["reference_artists"] = [now.get(a, a) for a in raw["reference_artists"]]
+        allowed = [now[a] for a in allowed]
         starts, frames = raw.pop("window_starts"), raw.pop("frames")
         temperature = float(meta.metrics.get("calibration", {}).get("temperature", 1.0))
         raw.update(
@@ -299,6 +303,7 @@ class Mimi:
         )  # fmt: skip
         raw.update(open_set_verdict(raw, meta, live))
         raw["unsure"] = raw["unsure"] or raw["unknown"]
+        raw["colour_order"] = await self.store.artist_order(guild_id)  # the server's colours
         raw["artists"] = [a for a in names if a in allowed]
         return raw
 
@@ -315,7 +320,7 @@ class Mimi:
                 "kind": meta.kind,
                 "trained_at": meta.created_at,
                 "train_seconds": meta.train_seconds,
-                "artists": live_artists(meta, live),
+                "artists": metrics["artists"],
                 **{k: metrics.get(k) for k in STAT_KEYS},
                 "forgotten_songs": forgotten_songs(meta, live),
             }

@@ -7,7 +7,8 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from bot.errors import AudioRejected
+from bot.errors import AudioRejected, unreadable
+from bot.i18n import Msg
 
 # Format name -> the ffmpeg demuxer forced for it (ffmpeg never guesses, nor follows playlists).
 DEMUXERS = {
@@ -28,24 +29,24 @@ SUPPORTED = "MP3, M4A/AAC, OGG/Vorbis, Opus, FLAC, WAV (also AIFF, WebM/MKV, WMA
 _HEAD_BYTES = 64 * 1024
 _MAX_ID3_TAGS = 16  # real files carry one, rarely two or three
 _NOT_AUDIO = (
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"7z\xbc\xaf", "a 7-Zip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"\x7fELF", "a program"),
-    (b"MZ", "a Windows program"),
-)
+    (b"\x89PNG", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"GIF8", "gif"),
+    (b"%PDF", "pdf"),
+    (b"PK\x03\x04", "zip"),
+    (b"\x1f\x8b", "gzip"),
+    (b"7z\xbc\xaf", "7z"),
+    (b"Rar!", "rar"),
+    (b"\x7fELF", "program"),
+    (b"MZ", "windows_program"),
+)  # each names a "kind.*" message
 # What a path is when it is not a regular file (after following symlinks).
 _NOT_FILES = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISCHR, "a device"),
-    (stat.S_ISBLK, "a disk device"),
-    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "folder"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISCHR, "device"),
+    (stat.S_ISBLK, "disk_device"),
+    (stat.S_ISSOCK, "socket"),
 )
 # MPEG audio bitrates in kbit/s by (is_version_1, layer) -> table indexed by the bitrate field.
 _BITRATES = {
@@ -101,15 +102,13 @@ def _has_frames(buf: bytes, length_of, needed: int = 3) -> bool:
 
 def _not_a_file(mode: int) -> AudioRejected:
     """The rejection of a path that is not a regular file."""
-    what = next((name for test, name in _NOT_FILES if test(mode)), "a special file")
-    return AudioRejected(
-        f"That is {what}, not a regular file; send an audio file.", code="not_a_file"
-    )
+    what = next((name for test, name in _NOT_FILES if test(mode)), "special_file")
+    return AudioRejected(Msg("audio.not_a_file", what=Msg(f"kind.{what}")), code="not_a_file")
 
 
 def _unreadable(err: OSError) -> AudioRejected:
     """The rejection of a path that cannot be looked at or opened (same words as read_error)."""
-    return AudioRejected(f"Could not read the file ({err.strerror or err}).", code="unreadable")
+    return AudioRejected(unreadable(err), code="unreadable")
 
 
 def require_regular(path: Path | str) -> os.stat_result:
@@ -166,17 +165,17 @@ def _skip_id3(f: BinaryIO, head: bytes) -> tuple[bytes, bool]:
 
 
 def _known_other(head: bytes) -> str | None:
-    """What a file is when its first bytes are the signature of a known non-audio format."""
+    """The kind of file (a "kind.*" key) whose first bytes are a known non-audio signature."""
     for magic, what in _NOT_AUDIO:
         if head.startswith(magic):
             return what
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "a WebP image"
+        return "webp"
     return None
 
 
 def _describe_other(head: bytes) -> str:
-    """A short description of a file that is not audio."""
+    """The kind ("kind.*" key) of a file that is not audio."""
     if (what := _known_other(head)) is not None:
         return what
     sample = head[:4096]
@@ -185,8 +184,8 @@ def _describe_other(head: bytes) -> str:
     except UnicodeDecodeError:
         text = ""
     if text and sum(ch.isprintable() or ch in "\r\n\t" for ch in text) >= 0.95 * len(text):
-        return "a text file"
-    return "not a format I recognise"
+        return "text"
+    return "unknown"
 
 
 def sniff(path: Path) -> str:
@@ -194,7 +193,7 @@ def sniff(path: Path) -> str:
     with open_regular(path) as f:
         head = f.read(_HEAD_BYTES)
         if not head:
-            raise AudioRejected("The file is empty (0 bytes).", code="empty")
+            raise AudioRejected(Msg("audio.empty"), code="empty")
         head, tagged = _skip_id3(f, head)
     if head[:4] == b"fLaC":
         return "flac"
@@ -215,19 +214,18 @@ def sniff(path: Path) -> str:
     if head[:5] == b"#!AMR":
         return "amr"
     if (what := _known_other(head)) is not None:  # before frame hunting: programs hold 0xFF
-        raise AudioRejected(
-            f"That doesn't look like audio ({what}). Send {SUPPORTED}.", code="not_audio"
-        )
+        raise _not_audio(what)
     if _has_frames(head, _adts_frame_length):
         return "aac"
     if _has_frames(head, _mpeg_frame_length, needed=2 if tagged else 3):
         return "mp3"
     if tagged:
-        raise AudioRejected(
-            "The file has an MP3 tag but no readable audio after it; it looks corrupt.",
-            code="corrupt",
-        )
-    raise AudioRejected(
-        f"That doesn't look like audio ({_describe_other(head)}). Send {SUPPORTED}.",
-        code="not_audio",
+        raise AudioRejected(Msg("audio.tag_only"), code="corrupt")
+    raise _not_audio(_describe_other(head))
+
+
+def _not_audio(kind: str) -> AudioRejected:
+    """The rejection of a file that is something other than audio (a "kind.*" message)."""
+    return AudioRejected(
+        Msg("audio.not_audio", what=Msg(f"kind.{kind}"), supported=SUPPORTED), code="not_audio"
     )

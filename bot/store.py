@@ -14,6 +14,7 @@ from pathlib import Path
 import aiosqlite
 
 from bot.errors import DuplicateSong, NotFound
+from bot.i18n import Msg
 from bot.migrations import MIGRATIONS
 from bot.names import display_name, name_key
 
@@ -298,7 +299,7 @@ class Store:
             f"{_SONG_SELECT} WHERE s.guild_id = ? AND s.id = ?", guild_id, song_id
         )
         if not rows:
-            raise NotFound(f"This server has no song #{song_id}.")
+            raise NotFound(Msg("error.no_song", id=str(song_id)))
         return Song(*rows[0])
 
     async def clips(self, guild_id: int, song_id: int) -> list[tuple[float, float]]:
@@ -333,7 +334,7 @@ class Store:
                 "DELETE FROM artists WHERE guild_id = ? AND name_key = ?", (guild_id, key)
             )
             if cur.rowcount == 0:
-                raise NotFound(f"This server has no artist called {display_name(artist)!r}.")
+                raise NotFound(Msg("error.no_artist", artist=display_name(artist)))
         return [Song(*r) for r in rows]
 
     async def forget_song(self, guild_id: int, song_id: int) -> Song:
@@ -343,7 +344,7 @@ class Store:
                 _SONG_SELECT + " WHERE s.guild_id = ? AND s.id = ?", (guild_id, song_id)
             )
             if not rows:
-                raise NotFound(f"This server has no song #{song_id}.")
+                raise NotFound(Msg("error.no_song", id=str(song_id)))
             await db.execute("DELETE FROM songs WHERE guild_id = ? AND id = ?", (guild_id, song_id))
             await db.execute(
                 "DELETE FROM artists WHERE guild_id = ? AND NOT EXISTS"
@@ -366,9 +367,47 @@ class Store:
             songs.setdefault(song_id, (artist, key, []))[2].append((start, end))
         return [(i, a, k, tuple(clips)) for i, (a, k, clips) in songs.items()]
 
-    async def live_songs(self, guild_id: int) -> list[tuple[int, str]]:
-        """(song id, audio sha256) of every song this guild holds now."""
-        return await self._all("SELECT id, audio_sha256 FROM songs WHERE guild_id = ?", guild_id)
+    async def live_songs(self, guild_id: int) -> list[tuple[int, str, str]]:
+        """(song id, audio sha256, artist name now) of every song this guild holds now."""
+        return await self._all(
+            "SELECT s.id, s.audio_sha256, a.name FROM songs s JOIN artists a"
+            " ON a.guild_id = s.guild_id AND a.id = s.artist_id WHERE s.guild_id = ?",
+            guild_id,
+        )
+
+    async def artist_order(self, guild_id: int) -> list[str]:
+        """This guild's artist names in the order they were first taught (their colours)."""
+        rows = await self._all("SELECT name FROM artists WHERE guild_id = ? ORDER BY id", guild_id)
+        return [name for (name,) in rows]
+
+    async def rename_artist(self, guild_id: int, artist: str, to: str) -> tuple[str, str, int]:
+        """Rename an artist, or merge it into the artist already called `to`: (old name, new
+        name, songs moved by a merge; 0 for a rename). Songs keep their ids and audio."""
+        key, new_key, shown = name_key(artist), name_key(to), display_name(to)
+        async with self._tx() as db:
+            rows = await db.execute_fetchall(
+                "SELECT id, name FROM artists WHERE guild_id = ? AND name_key IN (?, ?)",
+                (guild_id, key, new_key),
+            )
+            found = {name_key(name): (i, name) for i, name in rows}
+            if key not in found:
+                raise NotFound(Msg("error.no_artist", artist=display_name(artist)))
+            source, old = found[key]
+            if new_key == key or new_key not in found:  # a new spelling of the same artist
+                await db.execute(
+                    "UPDATE artists SET name = ?, name_key = ? WHERE guild_id = ? AND id = ?",
+                    (shown, new_key, guild_id, source),
+                )
+                return old, shown, 0
+            target, target_name = found[new_key]
+            cur = await db.execute(
+                "UPDATE songs SET artist_id = ? WHERE guild_id = ? AND artist_id = ?",
+                (target, guild_id, source),
+            )
+            await db.execute(
+                "DELETE FROM artists WHERE guild_id = ? AND id = ?", (guild_id, source)
+            )
+            return old, target_name, cur.rowcount
 
     async def song_keys(self) -> list[tuple[int, str]]:
         """(guild, audio sha256) of every stored song, for cache housekeeping."""
@@ -552,8 +591,7 @@ def _statements(script: str) -> list[str]:
 def duplicate_error(existing: Song) -> DuplicateSong:
     """The error for teaching a song this guild already has."""
     return DuplicateSong(
-        f"Already known: this is song #{existing.id} by {existing.artist} "
-        f"({existing.filename}); it was not counted twice.",
+        Msg("error.duplicate", id=str(existing.id), artist=existing.artist, file=existing.filename),
         song_id=existing.id,
         artist=existing.artist,
     )

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from bot.config import Settings
 from bot.errors import MimiError
+from bot.i18n import Msg
 from bot.jobs import TrainJob, train_job, yield_cpu
 from bot.owner import owner_alive, process_token
 from bot.pool import executor_pids, executor_state
@@ -95,6 +96,7 @@ class TrainingEvent:
     previous: dict | None = None  # the model that was current before this training
     error: str | None = None
     reason: str = ""
+    failure: MimiError | None = None  # why it failed, in every language
     attempt: int = 1  # 2 when retrying after the worker died
 
 
@@ -172,7 +174,7 @@ class TrainingService:
         for st in self._guilds.values():
             if st.timer is not None:
                 st.timer.cancel()
-            _settle(st.waiters, error=TrainingFailed(SHUTDOWN))
+            _settle(st.waiters, error=TrainingFailed(Msg("training.shutdown")))
             st.timer, st.pending, st.waiters = None, None, []
         runners = [st.task for st in self._guilds.values() if st.task is not None]
         late = (await asyncio.wait(runners, timeout=wait_s))[1] if runners else set()
@@ -201,7 +203,7 @@ class TrainingService:
     async def train_now(self, guild_id: int, reason: str) -> dict:
         """Train now (after the guild's running training, if any); the published meta dict."""
         if self._closing or self._loop is None:
-            raise TrainingFailed("The training service is not running.")
+            raise TrainingFailed(Msg("training.not_running"))
         waiter = asyncio.get_running_loop().create_future()
         self._enqueue(guild_id, reason, waiter)
         return await waiter
@@ -258,7 +260,7 @@ class TrainingService:
                 except Exception as err:
                     _settle(waiters, error=err)
                 finally:  # still unsettled: cancelled by close()
-                    _settle(waiters, error=TrainingFailed(SHUTDOWN))
+                    _settle(waiters, error=TrainingFailed(Msg("training.shutdown")))
         finally:
             st.task = None
             self._schedule_idle()
@@ -315,7 +317,8 @@ class TrainingService:
             if attempt == 1 and not self._closing:
                 log.warning("guild %s: %s; retrying once", guild_id, WORKER_DIED)
                 return None
-            error = TrainingFailed(f"Training failed{' twice' * (attempt > 1)}: {WORKER_DIED}.")
+            died = "training.worker_died_twice" if attempt > 1 else "training.worker_died"
+            error = TrainingFailed(Msg(died))
         except MimiError as err:  # the guild's data cannot be trained on (e.g. one artist)
             error = err
             await self._fail(guild_id, run_id, err.message)
@@ -324,12 +327,13 @@ class TrainingService:
             raise
         except Exception as err:
             log.exception("guild %s: training crashed", guild_id)
-            error = TrainingFailed(f"Training failed unexpectedly ({type(err).__name__}: {err}).")
+            error = TrainingFailed(Msg("training.crashed", detail=f"{type(err).__name__}: {err}"))
             await self._fail(guild_id, run_id, error.message)
         finally:
             st.started = None
         if error is not None:
-            self._emit(replace(started, kind="failed", previous=previous, error=error.message))
+            failed = replace(started, kind="failed", previous=previous, error=error.message)
+            self._emit(replace(failed, failure=error))
             raise error
         await self.store.finish_run(
             guild_id, run_id, model_version=meta["version"], metrics=meta["metrics"]
@@ -376,7 +380,7 @@ class TrainingService:
     def _require_pool(self) -> _Pool:
         """The live pool: started on demand, replaced first if a worker died while idle."""
         if self._closing or self._loop is None:
-            raise TrainingFailed("The training service is not running.")
+            raise TrainingFailed(Msg("training.not_running"))
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None

@@ -14,18 +14,14 @@ import discord
 import yarl
 from discord import app_commands
 
-from bot.audio import describe_seconds
 from bot.cache import tmp_prefix
 from bot.config import Settings
+from bot.discord_i18n import lang, safe, say  # noqa: F401  (re-exported for the cogs)
 from bot.errors import MimiError
+from bot.i18n import Msg, Size
 from bot.owner import process_token
 
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
-
-
-def safe(text: str) -> str:
-    """User text made inert for Discord: no mentions, no markdown."""
-    return discord.utils.escape_markdown(discord.utils.escape_mentions(text))
 
 
 def cooldown(setting: str):
@@ -38,11 +34,13 @@ def cooldown(setting: str):
     return app_commands.checks.dynamic_cooldown(factory, key=lambda i: (i.guild_id, i.user.id))
 
 
-def shown_filename(name: str, limit: int = 100) -> str:
-    """An uploader-chosen file name fit for a reply: base name, printable, cut, inert."""
+def shown_filename(name: str, limit: int = 100, *, escape: bool = True) -> str:
+    """An uploader-chosen file name fit for a reply: base name, printable, cut, inert (unless
+    `escape` is False: a message parameter is escaped when it is rendered)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     text = "".join(ch for ch in base if ch.isprintable()) or "upload"
-    return safe(text if len(text) <= limit else text[: limit - 1] + "…")
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return safe(text) if escape else text
 
 
 # Attachment downloads: only from Discord's CDN, streamed to disk, never more than was declared.
@@ -84,23 +82,19 @@ def from_cdn(url: str, hosts: frozenset[str] | None = None) -> bool:
     return f"{host}:{parsed.port}" in hosts
 
 
-def _megabytes(size: int) -> str:
-    """A byte count for replies: 12 KB, 3.4 MB."""
-    return f"{size / 2**10:.0f} KB" if size < 2**20 else f"{size / 2**20:.1f} MB"
-
-
-def _too_big(attachment: discord.Attachment, detail: str) -> MimiError:
+def _too_big(attachment: discord.Attachment, detail: Msg) -> MimiError:
+    """The refusal of an attachment that is (or turned out) bigger than allowed."""
     return MimiError(
-        f"{shown_filename(attachment.filename)} is too big ({detail}).", code="too_big"
-    )
+        Msg("error.too_big", file=shown_filename(attachment.filename, escape=False),
+            detail=detail),
+        code="too_big",
+    )  # fmt: skip
 
 
 def _not_from_discord(attachment: discord.Attachment) -> MimiError:
-    return MimiError(
-        f"{shown_filename(attachment.filename)} is not from Discord (its address is not on "
-        "Discord's file server), so I won't download it.",
-        code="not_discord",
-    )
+    """The refusal of an attachment that Discord's file server does not host."""
+    file = shown_filename(attachment.filename, escape=False)
+    return MimiError(Msg("error.not_discord", file=file), code="not_discord")
 
 
 def check_size(attachment: discord.Attachment, max_bytes: int) -> None:
@@ -108,8 +102,7 @@ def check_size(attachment: discord.Attachment, max_bytes: int) -> None:
     byte of it."""
     if attachment.size > max_bytes:
         raise _too_big(
-            attachment,
-            f"{_megabytes(attachment.size)}; the limit is {max_bytes / 2**20:.0f} MB",
+            attachment, Msg("too_big.limit", size=Size(attachment.size), limit=Size(max_bytes))
         )
     if not from_cdn(attachment.url):
         raise _not_from_discord(attachment)
@@ -143,7 +136,7 @@ async def downloaded(
 
 async def _fetch(attachment: discord.Attachment, path: Path, limit: int) -> None:
     """Stream `attachment.url` into `path`, refusing more than `limit` bytes."""
-    failed = MimiError("I couldn't download that attachment; please try again.")
+    failed = MimiError(Msg("error.download_failed"), code="download_failed")
     headers = {"Accept-Encoding": "identity"}
     try:
         async with (
@@ -155,9 +148,9 @@ async def _fetch(attachment: discord.Attachment, path: Path, limit: int) -> None
             if resp.content_length is not None and resp.content_length > limit:
                 raise _too_big(
                     attachment,
-                    f"{_megabytes(resp.content_length)} to download, but Discord said it is "
-                    f"{_megabytes(attachment.size)}",
-                )
+                    Msg("too_big.header", size=Size(resp.content_length),
+                        declared=Size(attachment.size)),
+                )  # fmt: skip
             with await asyncio.to_thread(path.open, "wb") as out:
                 received, pending, pending_bytes = 0, [], 0
                 async for chunk in resp.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
@@ -165,9 +158,9 @@ async def _fetch(attachment: discord.Attachment, path: Path, limit: int) -> None
                     if received > limit:
                         raise _too_big(
                             attachment,
-                            f"more than {_megabytes(limit)} arrived, but Discord said it is "
-                            f"{_megabytes(attachment.size)}; I stopped there",
-                        )
+                            Msg("too_big.stream", size=Size(limit),
+                                declared=Size(attachment.size)),
+                        )  # fmt: skip
                     pending.append(chunk)
                     pending_bytes += len(chunk)
                     if pending_bytes >= DOWNLOAD_CHUNK_BYTES:
@@ -195,8 +188,3 @@ def remember_channel(interaction: discord.Interaction) -> None:
     """Training news for this server goes to the channel of its latest teach/forget/retrain."""
     if interaction.guild_id is not None and interaction.channel_id is not None:
         interaction.client.status_channels[interaction.guild_id] = interaction.channel_id
-
-
-def length(seconds: float) -> str:
-    """A song length for replies."""
-    return describe_seconds(seconds)

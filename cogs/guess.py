@@ -9,57 +9,61 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import i18n
 from bot.client import defer_public
+from bot.discord_i18n import command_text, lang, safe
 from bot.errors import data_writes
-from bot.render import Window, spectrogram_png
-from cogs.common import check_size, cooldown, downloaded, safe
+from bot.render import artist_colours
+from bot.render_guess import guess_png, view_of
+from cogs.common import check_size, cooldown, downloaded, shown_filename
 
 BAR = 12  # characters in a confidence bar
-
-
-def bar(probability: float) -> str:
-    """A text confidence bar, e.g. ██████░░░░░░ 52%."""
-    filled = round(probability * BAR)
-    return "█" * filled + "░" * (BAR - filled) + f" {probability:.0%}"
-
-
-UNKNOWN = "This doesn't sound like anyone I know here — closest: {artist}"
-UNSURE = "Not sure… my best guesses"
-KNOWN = "Sounds like {artist}"
-
-
-def headline(result: dict, artist: str) -> str:
-    """The verdict: no one I know (open set), not sure (low probability) or the artist."""
-    if result.get("unknown"):
-        return UNKNOWN.format(artist=artist)
-    return UNSURE if result["unsure"] else KNOWN.format(artist=artist)
-
-
 ALT_TEXT_LIMIT = 1024  # Discord's attachment description limit
 
 
-def alt_text(result: dict, filename: str) -> str:
+def bar(locale: str, probability: float) -> str:
+    """A text confidence bar, e.g. ██████░░░░░░ 52%."""
+    filled = round(probability * BAR)
+    return "█" * filled + "░" * (BAR - filled) + " " + i18n.percent(locale, probability)
+
+
+def headline(locale: str, result: dict, artist: str, escape=safe) -> str:
+    """The verdict: no one I know (open set), not sure (low probability) or the artist."""
+    key = "guess.unknown" if result.get("unknown") else (
+        "guess.unsure" if result["unsure"] else "guess.known")  # fmt: skip
+    return i18n.t(locale, key, _escape=escape, artist=artist)
+
+
+def _heard(result: dict) -> dict[str, i18n.Seconds]:
+    """The seconds heard and the clip's length, as message parameters."""
+    total = float(result["seconds"])
+    return {"heard": i18n.Seconds(result.get("heard_seconds", total)), "total": i18n.Seconds(total)}
+
+
+def alt_text(locale: str, result: dict, filename: str) -> str:
     """The picture's alt text: what it shows and the verdict, for screen readers."""
-    top = ", ".join(f"{t['artist']} {t['probability']:.0%}" for t in result["top"])
-    text = (
-        f"Spectrogram of {filename} ({result['seconds']:.0f} s listened). "
-        f"{headline(result, result['top'][0]['artist'])}. Top guesses: {top}. The strip under it "
-        "shows which artist each 10-second window sounded like."
-    )
+    top = i18n.join(locale, (f"{t['artist']} {i18n.percent(locale, t['probability'])}"
+                             for t in result["top"]))  # fmt: skip
+    verdict = headline(locale, result, result["top"][0]["artist"], escape=None)
+    text = i18n.t(locale, "guess.alt", file=filename, verdict=verdict, top=top, **_heard(result))
     return text[:ALT_TEXT_LIMIT]
 
 
-def guess_embed(result: dict) -> discord.Embed:
+def guess_embed(locale: str, result: dict) -> discord.Embed:
     """The reply: top artists with bars, 'not sure' when unsure, tags, model version."""
     top = result["top"]
-    title = headline(result, safe(top[0]["artist"]))
-    embed = discord.Embed(title=title[:256], colour=0x5865F2)
+    embed = discord.Embed(title=headline(locale, result, top[0]["artist"])[:256], colour=0x5865F2)
     embed.description = "\n".join(
-        f"**{i}. {safe(t['artist'])}**\n`{bar(t['probability'])}`" for i, t in enumerate(top, 1)
+        f"**{i}. {safe(t['artist'])}**\n`{bar(locale, t['probability'])}`"
+        for i, t in enumerate(top, 1)
     )[:4096]
     if result.get("tags"):
-        embed.add_field(name="Sounds like", value=", ".join(t["tag"] for t in result["tags"]))
-    embed.set_footer(text=f"model v{result['model_version']} · {result['seconds']:.0f} s listened")
+        embed.add_field(
+            name=i18n.t(locale, "guess.tags_field"),
+            value=i18n.join(locale, (t["tag"] for t in result["tags"])),
+        )
+    footer = i18n.t(locale, "guess.footer", version=str(result["model_version"]), **_heard(result))
+    embed.set_footer(text=footer)
     embed.set_image(url="attachment://guess.png")
     return embed
 
@@ -70,8 +74,8 @@ class Guess(commands.Cog):
     def __init__(self, bot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="guess", description="Guess who made this clip")
-    @app_commands.describe(clip="A clip or song (MP3, M4A, OGG, Opus, FLAC, WAV)")
+    @app_commands.command(name="guess", description=command_text("cmd.guess.description"))
+    @app_commands.describe(clip=command_text("cmd.guess.clip.description"))
     @app_commands.guild_only()
     @cooldown("guess_cooldown_s")
     async def guess(self, interaction: discord.Interaction, clip: discord.Attachment) -> None:
@@ -79,25 +83,22 @@ class Guess(commands.Cog):
         check_size(clip, self.bot.settings.max_upload_bytes)
         await self.bot.mimi.require_model(interaction.guild_id)  # none yet, or withdrawn
         await defer_public(interaction)
-        data = self.bot.settings.data_dir
+        data, locale = self.bot.settings.data_dir, lang(interaction)
         with data_writes(data):  # the download may hit a full or read-only disk
             limit = self.bot.settings.max_upload_bytes
             async with downloaded(clip, data / "tmp", max_bytes=limit) as path:
                 result = await self.bot.mimi.guess(
                     interaction.guild_id, path, run=self.bot.audio_pool.run
                 )
-        mel, artists = result.pop("mel"), result.pop("artists")
-        windows = [
-            Window(w["start"], w["end"], w["artist"], w["probability"]) for w in result["windows"]
-        ]
-        title = clip.filename
-        if result.get("unknown"):
-            title = f"{clip.filename}: no one I know (closest: {result['top'][0]['artist']})"
-        png = await asyncio.to_thread(spectrogram_png, mel, windows, artists, title=title)
-        picture = discord.File(
-            io.BytesIO(png), "guess.png", description=alt_text(result, clip.filename)
+        mel, order = result.pop("mel"), result.pop("colour_order")
+        result.pop("artists")
+        name = shown_filename(clip.filename, escape=False)
+        png = await asyncio.to_thread(
+            guess_png, mel, view_of(result, name), artist_colours(order), locale=locale
         )
-        await interaction.followup.send(embed=guess_embed(result), file=picture)
+        picture = discord.File(io.BytesIO(png), "guess.png",
+                               description=alt_text(locale, result, name))  # fmt: skip
+        await interaction.followup.send(embed=guess_embed(locale, result), file=picture)
 
 
 async def setup(bot) -> None:

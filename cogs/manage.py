@@ -1,4 +1,4 @@
-"""/forget and /retrain: removing songs (owners or managers) and forcing a retrain."""
+"""/forget, /retrain and /artist rename: removing songs, forcing a retrain, renaming artists."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord_i18n import command_text, lang, say
 from bot.errors import MimiError
-from cogs.common import artist_choices, remember_channel, safe
+from bot.i18n import Msg
+from bot.names import MAX_NAME_LENGTH, display_name, name_key
+from cogs.common import artist_choices, remember_channel
+from cogs.confirm import ask
 
 
 def can_manage(interaction: discord.Interaction) -> bool:
@@ -17,46 +21,55 @@ def can_manage(interaction: discord.Interaction) -> bool:
 
 
 class Manage(commands.Cog):
-    """Forgetting and retraining."""
+    """Forgetting, retraining and renaming."""
+
+    artist = app_commands.Group(
+        name="artist",
+        description=command_text("cmd.artist.description"),
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
 
     def __init__(self, bot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="forget", description="Forget an artist or one song")
-    @app_commands.describe(artist="Forget this artist and all their songs", song="A song number")
+    @app_commands.command(name="forget", description=command_text("cmd.forget.description"))
+    @app_commands.describe(
+        artist=command_text("cmd.forget.artist.description"),
+        song=command_text("cmd.forget.song.description"),
+    )
     @app_commands.guild_only()
     async def forget(
         self, interaction: discord.Interaction, artist: str | None = None, song: int | None = None
     ) -> None:
         """Managers may forget anything; members only songs they taught themselves."""
         if (artist is None) == (song is None):
-            raise MimiError("Tell me either an artist or a song number, not both.")
+            raise MimiError(Msg("forget.one_of"), code="usage")
         guild, user = interaction.guild_id, interaction.user.id
         if song is not None:
             stored = await self.bot.mimi.store.song(guild, song)
             if not can_manage(interaction) and stored.taught_by != user:
-                raise MimiError(
-                    "Only the member who taught that song, or a manager, can forget it."
-                )
+                raise MimiError(Msg("forget.not_your_song"), code="forbidden")
             await self.bot.mimi.forget_song(guild, song)
-            text = f"Forgot song #{song} ({safe(stored.filename)}) by {safe(stored.artist)}."
+            text = say(
+                interaction, "forget.song", id=str(song), file=stored.filename,
+                artist=stored.artist,
+            )  # fmt: skip
         else:
             songs = await self.bot.mimi.store.songs(guild, artist)
             if not songs:
-                raise MimiError(f"I don't know an artist called {safe(artist)} here.")
+                raise MimiError(Msg("error.no_artist", artist=artist), code="not_found")
             if not can_manage(interaction) and any(s.taught_by != user for s in songs):
-                raise MimiError(
-                    "Other members taught songs of that artist: only a manager can forget them all."
-                )
+                raise MimiError(Msg("forget.not_your_artist"), code="forbidden")
             removed = await self.bot.mimi.forget_artist(guild, artist)
-            text = f"Forgot {safe(removed[0].artist)} and {len(removed)} songs."
+            text = say(interaction, "forget.artist", artist=removed[0].artist, n=len(removed))
         remember_channel(interaction)
         self.bot.training.request(guild, "forget")
         await interaction.response.send_message(text)
 
     forget.autocomplete("artist")(artist_choices)
 
-    @app_commands.command(name="retrain", description="Retrain this server's model now")
+    @app_commands.command(name="retrain", description=command_text("cmd.retrain.description"))
     @app_commands.guild_only()
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.checks.has_permissions(manage_guild=True)
@@ -64,7 +77,48 @@ class Manage(commands.Cog):
         """Managers only: start a retrain without the quiet period."""
         remember_channel(interaction)
         self.bot.training.request(interaction.guild_id, "retrain", quiet_s=0.0)
-        await interaction.response.send_message("Retraining now; I'll post progress here.")
+        await interaction.response.send_message(say(interaction, "retrain.started"))
+
+    @artist.command(name="rename", description=command_text("cmd.artist.rename.description"))
+    @app_commands.rename(old="from")
+    @app_commands.describe(
+        old=command_text("cmd.artist.rename.from.description"),
+        to=command_text("cmd.artist.rename.to.description"),
+    )
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def rename(
+        self,
+        interaction: discord.Interaction,
+        old: str,
+        to: app_commands.Range[str, 1, MAX_NAME_LENGTH],
+    ) -> None:
+        """Rename at once; onto another artist's name, merge them after a confirmation."""
+        guild, locale = interaction.guild_id, lang(interaction)
+        try:
+            was, now, _ = await self.bot.mimi.rename_artist(guild, old, to)
+        except MimiError as err:
+            if err.code != "merge_needed":
+                raise
+        else:
+            await interaction.response.send_message(say(locale, "rename.done", old=was, new=now))
+            return
+        rows = await self.bot.mimi.artists(guild)
+        target = next((a.name for a in rows if name_key(a.name) == name_key(to)), to)
+        songs = next((a.songs for a in rows if name_key(a.name) == name_key(old)), 0)
+
+        async def merge() -> str:
+            was, now, moved = await self.bot.mimi.rename_artist(guild, old, to, merge=True)
+            remember_channel(interaction)
+            self.bot.training.request(guild, "merge")
+            return say(locale, "rename.merged", old=was, new=now, n=moved)
+
+        question = say(
+            locale, "rename.confirm_merge", old=display_name(old), new=target,
+            n=songs,
+        )  # fmt: skip
+        await ask(interaction, question, merge)
+
+    rename.autocomplete("old")(artist_choices)
 
 
 async def setup(bot) -> None:

@@ -7,35 +7,55 @@ import io
 from datetime import UTC, datetime
 
 import discord
+from babel.dates import format_date
 from discord import app_commands
 from discord.ext import commands
 
-from bot.render import confusion_png
-from cogs.common import safe
+from bot import i18n
+from bot.discord_i18n import command_text, lang, safe, say
+from bot.render import artist_colours
+from bot.render_stats import StatsView, square, stats_png
 
 
-def _pct(value: float | None) -> str:
-    """A percentage or 'not yet measurable'."""
-    return "not yet measurable" if value is None else f"{value:.0%}"
-
-
-def _age(iso: str) -> str:
-    """How long ago an ISO timestamp was, in words."""
-    seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = int(seconds // size)
-            return f"{n} {unit}{'s' * (n != 1)} ago"
-    return "just now"
-
-
-def training_line(status) -> str:
+def training_line(locale: str, status) -> str:
     """idle / queued / running epoch k of n."""
-    if status.state == "running":
-        if status.epoch:
-            return f"running (epoch {status.epoch} of {status.epochs})"
-        return "running"
-    return status.state
+    if status.state == "running" and status.epoch:
+        return i18n.t(locale, "training.epoch", epoch=status.epoch, epochs=status.epochs)
+    return i18n.t(locale, f"training.{status.state}")
+
+
+def recognised_lines(locale: str, labels: list[str], matrix: list[list[int]]) -> list[str]:
+    """'Maxstack: 4 of 5 held-out songs recognised', per artist with held-out songs."""
+    m = square(matrix, len(labels))
+    return [
+        say(locale, "stats.recognised", artist=name, k=int(m[i, i]), n=int(m[i].sum()))
+        for i, name in enumerate(labels)
+        if m[i].sum()
+    ]
+
+
+def model_text(locale: str, model: dict) -> str:
+    """The model field: age, song and clip accuracy, held-out songs, a forget it predates."""
+    ago = (datetime.now(UTC) - datetime.fromisoformat(model["trained_at"])).total_seconds()
+    text = i18n.t(
+        locale, "stats.model_lines", ago=i18n.ago(locale, ago),
+        song=i18n.percent(locale, model["song_accuracy"]),
+        clip=i18n.percent(locale, model["clip_accuracy"]), n=model["val_songs"] or 0,
+    )  # fmt: skip
+    if model["forgotten_songs"]:
+        text += "\n" + i18n.t(locale, "stats.predates_forget", n=model["forgotten_songs"])
+    return text
+
+
+def stats_picture(locale: str, model: dict, order: list[str]) -> discord.File:
+    """The per-artist and confusion picture of the served model, with its alt text."""
+    matrix, labels = model["confusion"], model["artists"]
+    day = format_date(datetime.fromisoformat(model["trained_at"]), "medium", locale=locale)
+    view = StatsView(tuple(labels), tuple(tuple(r) for r in matrix), model["version"], day)
+    png = stats_png(view, artist_colours(order), locale=locale)
+    m = square(matrix, len(labels))
+    alt = i18n.t(locale, "stats.alt", k=int(m.trace()), n=int(m.sum()))
+    return discord.File(io.BytesIO(png), "stats.png", description=alt)
 
 
 class Stats(commands.Cog):
@@ -44,67 +64,71 @@ class Stats(commands.Cog):
     def __init__(self, bot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="stats", description="How well I tell this server's artists apart")
+    @app_commands.command(name="stats", description=command_text("cmd.stats.description"))
     @app_commands.guild_only()
     async def stats(self, interaction: discord.Interaction) -> None:
         """Artists, model version and age, honest held-out accuracy, training status."""
         await interaction.response.defer(thinking=True)
-        data = await self.bot.mimi.stats(interaction.guild_id)
-        embed = discord.Embed(title="What I know here", colour=0x5865F2)
-        artists = "\n".join(f"{safe(a['name'])}: {a['songs']} songs" for a in data["artists"])
-        embed.add_field(
-            name=f"Artists ({len(data['artists'])})", value=(artists or "none yet")[:1024]
+        locale, guild = lang(interaction), interaction.guild_id
+        data = await self.bot.mimi.stats(guild)
+        embed = discord.Embed(title=i18n.t(locale, "stats.title"), colour=0x5865F2)
+        artists = "\n".join(
+            say(locale, "stats.artist_line", artist=a["name"], n=a["songs"])
+            for a in data["artists"]
         )
-        model = data["model"]
-        files = []
-        if model is None and data["model_withdrawn"]:
-            embed.add_field(
-                name="Model",
-                value="withdrawn: fewer than 2 of its artists remain; teach another artist",
-            )
-        elif model is None:
-            embed.add_field(name="Model", value="none yet: teach songs of at least 2 artists")
+        embed.add_field(
+            name=i18n.t(locale, "stats.artists_field", n=len(data["artists"])),
+            value=(artists or i18n.t(locale, "stats.none_yet"))[:1024],
+        )
+        model, files = data["model"], []
+        if model is None:
+            key = "stats.withdrawn" if data["model_withdrawn"] else "stats.no_model"
+            embed.add_field(name=i18n.t(locale, "stats.model_field"), value=i18n.t(locale, key))
         else:
             embed.add_field(
-                name=f"Model v{model['version']}",
-                value=(
-                    f"trained {_age(model['trained_at'])}\n"
-                    f"song accuracy {_pct(model['song_accuracy'])}\n"
-                    f"clip accuracy {_pct(model['clip_accuracy'])}\n"
-                    f"on {model['val_songs'] or 0} held-out songs"
-                    + (
-                        f"\npredates a forget of {model['forgotten_songs']} songs "
-                        "(left out above); a retrain replaces it"
-                        if model["forgotten_songs"]
-                        else ""
-                    )
-                ),
+                name=i18n.t(locale, "stats.model_version_field", version=str(model["version"])),
+                value=model_text(locale, model),
             )
             if model.get("confusion"):
-                png = await asyncio.to_thread(confusion_png, model["confusion"], model["artists"])
-                matrix = model["confusion"]
-                hits = sum(row[i] for i, row in enumerate(matrix) if i < len(row))
-                alt = (
-                    "Confusion matrix of the held-out songs: rows are the true artists, columns "
-                    f"the guessed ones; {hits} of {sum(map(sum, matrix))} guessed right."
-                )
-                files.append(discord.File(io.BytesIO(png), "confusion.png", description=alt))
-                embed.set_image(url="attachment://confusion.png")
-        status = self.bot.training.status(interaction.guild_id)
-        embed.add_field(name="Training", value=training_line(status), inline=False)
-        embed.set_footer(text=f"{data['songs']} songs · {data['clips']} clips")
+                lines = recognised_lines(locale, model["artists"], model["confusion"])
+                if lines:
+                    embed.add_field(
+                        name=i18n.t(locale, "stats.recognised_field"),
+                        value="\n".join(lines)[:1024],
+                        inline=False,
+                    )
+                order = await self.bot.mimi.store.artist_order(guild)
+                files.append(await asyncio.to_thread(stats_picture, locale, model, order))
+                embed.set_image(url="attachment://stats.png")
+        status = self.bot.training.status(guild)
+        embed.add_field(
+            name=i18n.t(locale, "stats.training_field"),
+            value=training_line(locale, status),
+            inline=False,
+        )
+        counts = (i18n.t(locale, "count.songs", n=data["songs"]),
+                  i18n.t(locale, "count.clips", n=data["clips"]))  # fmt: skip
+        embed.set_footer(text=" · ".join(counts))
         await interaction.followup.send(embed=embed, files=files)
 
-    @app_commands.command(name="artists", description="The artists I know here")
+    @app_commands.command(name="artists", description=command_text("cmd.artists.description"))
     @app_commands.guild_only()
     async def artists(self, interaction: discord.Interaction) -> None:
         """Artists with songs, clips and minutes."""
+        locale = lang(interaction)
         rows = await self.bot.mimi.artists(interaction.guild_id)
         lines = [
-            f"**{safe(a.name)}**: {a.songs} songs, {a.clips} clips, {a.minutes:.0f} min"
+            i18n.t(
+                locale,
+                "artists.line",
+                artist=safe(a.name),
+                songs=i18n.t(locale, "count.songs", n=a.songs),
+                clips=i18n.t(locale, "count.clips", n=a.clips),
+                minutes=i18n.t(locale, "count.minutes", n=round(a.minutes)),
+            )
             for a in rows
         ]
-        text = "\n".join(lines) or "No artists yet: teach me one with `/teach`."
+        text = "\n".join(lines) or i18n.t(locale, "artists.none")
         await interaction.response.send_message(text[:2000])
 
 

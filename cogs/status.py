@@ -8,26 +8,36 @@ import time
 import discord
 from discord.ext import commands
 
+from bot import i18n
+from bot.discord_i18n import guild_lang, safe
 from bot.training import TrainingEvent
 
 log = logging.getLogger(__name__)
 EDIT_EVERY_S = 2.0  # at most one progress edit per this many seconds
 
 
-def _pct(value: float | None) -> str:
-    """A percentage or 'not yet measurable'."""
-    return "not yet measurable" if value is None else f"{value:.0%}"
-
-
-def finished_text(event: TrainingEvent) -> str:
-    """'Model v5 ready: song accuracy 91% (was 86%)'."""
+def finished_text(locale: str, event: TrainingEvent) -> str:
+    """'Model v5 ready: song accuracy 91% (was 86%).'"""
     meta = event.meta or {}
     now = meta.get("metrics", {}).get("song_accuracy")
-    text = f"Model v{meta.get('version')} ready: song accuracy {_pct(now)}"
     before = ((event.previous or {}).get("metrics") or {}).get("song_accuracy")
-    if before is not None:
-        text += f" (was {before:.0%})"
-    return text + "."
+    params = {"version": str(meta.get("version")), "now": i18n.percent(locale, now)}
+    if before is None:
+        return i18n.t(locale, "status.ready", **params)
+    return i18n.t(locale, "status.ready_was", before=i18n.percent(locale, before), **params)
+
+
+def failed_text(locale: str, event: TrainingEvent, serving: bool) -> str:
+    """'Training failed: <why>. The previous model keeps answering.'"""
+    failure = event.failure
+    if failure is not None and failure.code == "training_failed":
+        text = failure.text(locale, safe)  # it says "training failed" itself
+    else:
+        reason = failure.text(locale, safe) if failure is not None else safe(event.error or "")
+        text = i18n.t(locale, "status.failed", reason=reason.rstrip(".。"))
+    if serving:
+        text += (" " if locale == "en" else "") + i18n.t(locale, "status.keeps_serving")
+    return text
 
 
 class Status(commands.Cog):
@@ -41,23 +51,24 @@ class Status(commands.Cog):
         bot.training.subscribe(self.on_training)
 
     async def on_training(self, event: TrainingEvent) -> None:
-        """Turn training events into one message per training."""
+        """Turn training events into one message per training, in the server's language."""
+        locale = guild_lang(self.bot.get_guild(event.guild_id))
         try:
             if event.kind == "started":
                 self.songs[event.guild_id] = event.songs or 0
-                await self._post(event.guild_id, f"Training on {event.songs} songs…")
+                await self._post(event.guild_id, i18n.t(locale, "status.training", n=event.songs))
             elif event.kind == "progress":
                 if time.monotonic() - self.last_edit.get(event.guild_id, 0) >= EDIT_EVERY_S:
-                    songs = self.songs.get(event.guild_id, "?")
-                    text = f"Training on {songs} songs… epoch {event.epoch}/{event.epochs}"
+                    text = i18n.t(
+                        locale, "status.progress", n=self.songs.get(event.guild_id, 0),
+                        epoch=event.epoch, epochs=event.epochs,
+                    )  # fmt: skip
                     await self._post(event.guild_id, text)
             elif event.kind == "finished":
-                await self._post(event.guild_id, finished_text(event), final=True)
+                await self._post(event.guild_id, finished_text(locale, event), final=True)
             elif event.kind == "failed":
                 serving, _ = await self.bot.mimi.live_model(event.guild_id)
-                text = f"Training failed: {(event.error or '').rstrip('.')}." + (
-                    " The previous model keeps answering." if serving else ""
-                )
+                text = failed_text(locale, event, serving is not None)
                 await self._post(event.guild_id, text, final=True)
         except discord.HTTPException:
             log.warning("guild %s: could not post training status", event.guild_id)

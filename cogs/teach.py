@@ -7,16 +7,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import defer_public
+from bot.discord_i18n import command_text, lang, safe, say
 from bot.errors import DuplicateSong, MimiError, data_writes
+from bot.i18n import Seconds
 from bot.names import MAX_NAME_LENGTH, display_name
 from cogs.common import (
     artist_choices,
     check_size,
     cooldown,
     downloaded,
-    length,
     remember_channel,
-    safe,
     shown_filename,
 )
 
@@ -27,8 +27,13 @@ class Teach(commands.Cog):
     def __init__(self, bot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="teach", description="Teach me a song by an artist")
-    @app_commands.describe(artist="Who made it", song="The song (MP3, M4A, OGG, Opus, FLAC, WAV)")
+    @app_commands.command(name="teach", description=command_text("cmd.teach.description"))
+    @app_commands.describe(
+        artist=command_text("cmd.teach.artist.description"),
+        song=command_text("cmd.teach.song.description"),
+        song2=command_text("cmd.teach.song2.description"),
+        song3=command_text("cmd.teach.song3.description"),
+    )
     @app_commands.guild_only()
     @cooldown("teach_cooldown_s")
     async def teach(
@@ -46,7 +51,7 @@ class Teach(commands.Cog):
             check_size(upload, self.bot.settings.max_upload_bytes)
         await self.bot.mimi.check_quota(interaction.guild_id, name)
         await defer_public(interaction)
-        lines, learned, data = [], 0, self.bot.settings.data_dir
+        lines, learned, data, locale = [], 0, self.bot.settings.data_dir, lang(interaction)
         for upload in uploads:
             try:
                 with data_writes(data):  # the download itself may hit a full or read-only disk
@@ -60,22 +65,23 @@ class Teach(commands.Cog):
                             filename=upload.filename,
                         )
             except DuplicateSong as dup:
-                lines.append(f"• {shown_filename(upload.filename)}: {safe(dup.message)}")
+                lines.append(f"• {shown_filename(upload.filename)}: {dup.text(locale, safe)}")
                 continue
             except MimiError as err:
                 if len(uploads) == 1:
                     raise
-                lines.append(f"• {shown_filename(upload.filename)}: {safe(err.message)}")
+                lines.append(f"• {shown_filename(upload.filename)}: {err.text(locale, safe)}")
                 continue
             learned += 1
-            lines.append(
-                f"• Learned **{safe(stored.artist)}** from {shown_filename(stored.filename)} "
-                f"({length(stored.duration_s)}, {stored.clips} clips) — song #{stored.id}"
-            )
+            lines.append("• " + say(
+                locale, "teach.learned", artist=stored.artist,
+                file=shown_filename(stored.filename, escape=False),
+                length=Seconds(stored.duration_s), n=stored.clips, id=str(stored.id),
+            ))  # fmt: skip
         if learned:
             remember_channel(interaction)
             self.bot.training.request(interaction.guild_id, "teach")
-            lines.append("A retrain is scheduled; I'll post here when the new model is ready.")
+            lines.append(say(locale, "teach.scheduled"))
         await interaction.followup.send("\n".join(lines))
 
     teach.autocomplete("artist")(artist_choices)

@@ -14,6 +14,16 @@ from model_store.spec import LABELS, NETWORKS, output_name
 WINDOW_FRAMES = frames_for(10.0)  # a window is one training clip: 10 s
 
 
+def covered_seconds(spans: Sequence[tuple[float, float]], extent: float) -> float:
+    """Seconds of [0, extent] inside at least one (start, end) span: how much was heard."""
+    total, reach = 0.0, 0.0
+    for a, b in sorted((max(0.0, min(s)), min(extent, max(s))) for s in spans):
+        a = max(a, reach)
+        if b > a:
+            total, reach = total + b - a, b
+    return total
+
+
 def window_starts(n_frames: int, window: int, max_windows: int) -> list[int]:
     """Start frames of at most `max_windows` windows spread evenly across the clip."""
     if n_frames <= window:
@@ -122,10 +132,12 @@ def summarise(
         for s, p in zip(starts, probs, strict=True)
     ]
     top = [{"artist": artists[i], "probability": round(float(overall[i]), 4)} for i in order]
+    spans = [(w["start"], w["end"]) for w in windows]
     return {
         "top": top,
         "windows": windows,
         "unsure": bool(top[0]["probability"] < unsure_below),
+        "heard_seconds": round(covered_seconds(spans, n_frames * seconds_per_frame), 2),
     }
 
 

@@ -121,6 +121,7 @@ def guild_create(
     channels: list[dict[str, Any]],
     roles: list[dict[str, Any]],
     members: list[dict[str, Any]],
+    locale: str = "en-US",
 ) -> dict[str, Any]:
     return {
         "id": str(guild_id),
@@ -140,7 +141,7 @@ def guild_create(
         "nsfw_level": 0,
         "premium_tier": 0,
         "premium_subscription_count": 0,
-        "preferred_locale": "en-US",
+        "preferred_locale": locale,
         "system_channel_id": channels[0]["id"] if channels else None,
         "system_channel_flags": 0,
         "features": [],

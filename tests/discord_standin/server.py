@@ -99,6 +99,7 @@ class Message:
 
     id: int
     kind: str  # followup | edit_original | edit_followup | channel | edit_channel | immediate
+    # | update (a component interaction's type-7 response editing its message)
     channel_id: int
     content: str | None
     embeds: list[JSON]
@@ -147,7 +148,8 @@ class Interaction:
         self.original_deleted = False
 
     def __repr__(self) -> str:
-        name = self.payload["data"]["name"]
+        data = self.payload["data"]
+        name = data.get("name") or f"[{data.get('custom_id')}]"
         return f"<Interaction /{name} id={self.id} response={self.response and self.response.type}>"
 
     async def deferred(self, timeout: float = 5) -> Response:
@@ -200,6 +202,7 @@ class _Guild:
     channels: list[JSON]
     roles: list[JSON]
     members: dict[int, JSON]
+    locale: str = "en-US"  # the community's preferred locale
 
 
 @dataclass
@@ -216,6 +219,38 @@ class _HTTPError(Exception):
     def __init__(self, status: int, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
+
+
+# Discord's rules for application command names (in every language) and descriptions.
+_COMMAND_NAME = re.compile(r"^[-_'\w\u0900-\u097F\u0E00-\u0E7F]{1,32}$")
+_LOCALES = frozenset((
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl",
+    "no", "pl", "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi",
+    "th", "zh-CN", "ja", "zh-TW", "ko",
+))  # fmt: skip
+
+
+def _check_command(cmd: JSON, sub: bool = False) -> None:
+    """400 Invalid Form Body, as Discord answers, for a name or description it refuses."""
+
+    def bad(what: str) -> _HTTPError:
+        return _HTTPError(400, f"Invalid Form Body ({what})", 50035)
+
+    names = {None: cmd.get("name", ""), **(cmd.get("name_localizations") or {})}
+    descriptions = {None: cmd.get("description", ""), **(cmd.get("description_localizations")
+                                                           or {})}  # fmt: skip
+    for locale, name in names.items():
+        if locale is not None and locale not in _LOCALES:
+            raise bad(f"unknown locale {locale!r}")
+        if not _COMMAND_NAME.match(name) or name != name.lower():
+            raise bad(f"name {name!r} ({locale or 'default'})")
+    for locale, text in descriptions.items():
+        if locale is not None and locale not in _LOCALES:
+            raise bad(f"unknown locale {locale!r}")
+        if (sub or int(cmd.get("type", 1)) == 1) and not 1 <= len(text) <= 100:
+            raise bad(f"description of {cmd.get('name')!r} ({locale or 'default'})")
+    for option in cmd.get("options") or []:
+        _check_command(option, sub=True)
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -336,8 +371,10 @@ class DiscordStandIn:
         *,
         channel_id: int | None = None,
         owner_id: int | None = None,
+        locale: str = "en-US",
     ) -> None:
-        """A guild with one text channel, @everyone, and the bot as a member.
+        """A guild with one text channel, @everyone, and the bot as a member (``locale``: its
+        preferred locale, sent as ``preferred_locale`` and each interaction's ``guild_locale``).
 
         Listed in READY (unavailable) and sent as GUILD_CREATE; added after READY it is
         sent at once (a guild join).
@@ -352,6 +389,7 @@ class DiscordStandIn:
             channels=[P.text_channel(channel_id, guild_id)],
             roles=[P.role(guild_id, "@everyone", P.EVERYONE_PERMISSIONS)],
             members={self.bot_user_id: bot},
+            locale=locale,
         )
         self._guilds[guild_id] = guild
         if self._ready_sent and self._ws is not None:
@@ -512,35 +550,109 @@ class DiscordStandIn:
         if resolved:
             data["resolved"] = {"attachments": resolved}
 
+        payload = self._interaction_payload(
+            guild, channel, 4 if focused is not None else 2, data,
+            user_id=user_id, permissions=permissions, app_permissions=app_permissions,
+            locale=locale,
+        )  # fmt: skip
+        return await self._create(payload)
+
+    def _interaction_payload(
+        self,
+        guild: _Guild,
+        channel: JSON,
+        kind: int,
+        data: JSON,
+        *,
+        user_id: int,
+        permissions: int,
+        app_permissions: int,
+        locale: str,
+    ) -> JSON:
+        """An INTERACTION_CREATE body of type ``kind`` by ``user_id`` in ``channel``."""
         user = P.user(user_id)
         guild.members.setdefault(user_id, P.member(user))
         member = P.member(user, permissions=permissions)
-        payload: JSON = {
+        return {
             "id": str(P.snowflake()),
             "application_id": str(self.app_id),
-            "type": 4 if focused is not None else 2,
+            "type": kind,
             "token": f"itok-{secrets.token_urlsafe(24)}",
             "version": 1,
-            "guild_id": str(guild_id),
-            "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
-            "guild_locale": "en-US",
-            "channel_id": str(channel_id),
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": guild.locale, "features": []},
+            "guild_locale": guild.locale,
+            "channel_id": str(channel["id"]),
             "channel": channel,
             "member": member,
             "app_permissions": str(app_permissions),
             "locale": locale,
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(guild_id)},
+            "authorizing_integration_owners": {"0": str(guild.id)},
             "context": 0,
             "data": data,
         }
+
+    async def _create(self, payload: JSON) -> Interaction:
+        """Track and dispatch one interaction."""
         inter = Interaction(self, payload, time.monotonic())
         self.interactions.append(inter)
         self._by_token[inter.token] = inter
         self._by_id[inter.id] = inter
         await self._dispatch("INTERACTION_CREATE", payload)
         return inter
+
+    async def press(
+        self,
+        message: Message,
+        custom_id: str,
+        *,
+        values: list[str] | None = None,
+        user_id: int = 2001,
+        permissions: int = 0,
+        app_permissions: int = P.ALL_PERMISSIONS,
+        locale: str = "en-US",
+    ) -> Interaction:
+        """Press a button (or choose ``values`` in a select menu) of a message the bot sent:
+        a MESSAGE_COMPONENT interaction (type 3) carrying that message as it is now."""
+        obj = self.message_object(message.id)
+        guild, channel = self._find_channel(int(obj["channel_id"]))
+        component = next((c for row in obj.get("components") or []
+                          for c in row.get("components", []) if c.get("custom_id") == custom_id),
+                         None)  # fmt: skip
+        if component is None:
+            raise AssertionError(f"message {message.id} has no component {custom_id!r}")
+        if component.get("disabled"):
+            raise AssertionError(f"component {custom_id!r} is disabled")
+        data: JSON = {"custom_id": custom_id, "component_type": int(component["type"])}
+        if values is not None:
+            data["values"] = values
+        payload = self._interaction_payload(
+            guild, channel, 3, data, user_id=user_id, permissions=permissions,
+            app_permissions=app_permissions, locale=locale,
+        )  # fmt: skip
+        payload["message"] = obj
+        return await self._create(payload)
+
+    def message_object(self, message_id: int) -> JSON:
+        """A message's current JSON (an interaction's original reply or a channel message)."""
+        for inter in reversed(self.interactions):
+            if inter.original is not None and int(inter.original["id"]) == message_id:
+                return inter.original
+        obj = self._channel_messages.get(message_id)
+        if obj is None:
+            raise _HTTPError(404, "Unknown Message", 10008)
+        return obj
+
+    def _store_message(self, new: JSON) -> None:
+        """Keep an edited message's JSON wherever it is held."""
+        mid = int(new["id"])
+        for inter in self.interactions:
+            if inter.original is not None and int(inter.original["id"]) == mid:
+                inter.original = new
+        if mid in self._channel_messages:
+            self._channel_messages[mid] = new
 
     def _option(
         self, name: str, value: object, resolved: dict[str, JSON], *, focused: bool
@@ -604,6 +716,7 @@ class DiscordStandIn:
             channels=g.channels,
             roles=g.roles,
             members=list(g.members.values()),
+            locale=g.locale,
         )
 
     async def _send(self, ws: web.WebSocketResponse, payload: JSON) -> None:
@@ -899,6 +1012,7 @@ class DiscordStandIn:
         old = {c["name"]: c["id"] for c in self._commands.get(scope, [])}
         stored = []
         for cmd in rec.json or []:
+            _check_command(cmd)
             out = {
                 "type": 1,
                 "description": "",
@@ -1033,6 +1147,16 @@ class DiscordStandIn:
             obj["flags"] = flags | LOADING
             inter.original = obj
             resource["message"] = obj
+        elif rtype in (DEFERRED_UPDATE, UPDATE_MESSAGE):  # a component's message, edited
+            if "message" not in inter.payload:
+                raise _HTTPError(400, "Interaction has no message to update", 50035)
+            target = self.message_object(int(inter.payload["message"]["id"]))
+            if rtype == UPDATE_MESSAGE:
+                target = self._apply_edit(target, rec, data or {})
+                self._store_message(target)
+                inter.immediate = self._record("update", target, data or {}, token=token)
+            inter.original = target
+            resource["message"] = target
         answer: JSON = {
             "interaction": {
                 "id": str(inter.id),
@@ -1094,6 +1218,7 @@ class DiscordStandIn:
         payload = rec.json or {}
         new = self._apply_edit(obj, rec, payload)
         new["flags"] = int(new["flags"]) & ~LOADING
+        self._store_message(new)
         if which == "original":
             inter.original = new
         else:
