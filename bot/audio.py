@@ -308,7 +308,7 @@ def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
             raise AudioRejected(Msg("audio.no_audio"), code="no_audio")
         raise AudioRejected(Msg("audio.corrupt", format=fmt.upper()), code="corrupt")
     if rate is not None and rate < MIN_SOURCE_RATE:
-        raise AudioRejected(Msg("audio.bad_rate", rate=rate), code="bad_rate")
+        raise AudioRejected(Msg("audio.bad_rate", rate=str(rate)), code="bad_rate")
     if seconds > limits.max_seconds:
         raise AudioRejected(
             Msg("audio.too_long", limit=Seconds(limits.max_seconds)), code="too_long"

@@ -190,7 +190,11 @@ def duration(locale: str, seconds: float) -> str:
         return t(locale, "duration.s", s=number(locale, seconds))
     minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
+        if secs == 0:
+            return t(locale, "duration.min", m=minutes)
         return t(locale, "duration.min_s", m=minutes, s=secs)
+    if minutes % 60 == 0:
+        return t(locale, "duration.h", h=minutes // 60)
     return t(locale, "duration.h_min", h=minutes // 60, min=minutes % 60)
 
 

@@ -33,10 +33,11 @@ UNSURE_NAMES = frozenset({"", "?", "not sure", "unsure", "unknown"})
 # Font sizes in px at full size (a third of that in the chat).
 TITLE_PX, BODY_PX, SMALL_PX = 46, 34, 30
 
-# Colour-blind-safe: Okabe-Ito (without black), then Paul Tol's "light" scheme; RGB hex.
+# Colour-blind-safe: Okabe-Ito (without black, and without the green and vermillion kept for
+# right and wrong), then Paul Tol's "light" scheme (without its mint); RGB hex.
 _PALETTE_HEX = (
-    "E69F00" "56B4E9" "009E73" "F0E442" "0072B2" "D55E00" "CC79A7"
-    "77AADD" "EE8866" "EEDD88" "FFAABB" "99DDFF" "44BB99" "BBCC33"
+    "E69F00" "56B4E9" "F0E442" "0072B2" "CC79A7"
+    "77AADD" "EE8866" "EEDD88" "FFAABB" "99DDFF" "BBCC33" "AAAA00"
 )  # fmt: skip
 PALETTE: tuple[Colour, ...] = tuple(
     (int(_PALETTE_HEX[i + 4 : i + 6], 16), int(_PALETTE_HEX[i + 2 : i + 4], 16),

@@ -209,7 +209,7 @@ def guess_png(
         colour = blend(colours.get(w.artist, UNSURE_COLOUR), DARK, 1 - sure)
         img[strip_y : strip_y + STRIP_HEIGHT, xa:xb] = colour
 
-    axis_y = strip_y + STRIP_HEIGHT
+    axis_y = strip_y + STRIP_HEIGHT + 1  # (the 2 px axis line sits under the strip)
     cv2.line(img, (x0, axis_y), (x0 + plot_w - 1, axis_y), DIM, 2)
     label_px = width(_tick_label(extent, extent) + "00", SMALL_PX - 4)
     steps = [s for s in TICK_STEPS if extent / s <= 10 and s / extent * plot_w >= label_px]

@@ -35,7 +35,7 @@ from bot.render import (
     width,
 )
 
-ROW = 58
+ROW = 88
 MAX_LABEL = 360  # px for an artist's name beside the grid (and above it, turned)
 MAX_CELL, MIN_CELL = 110, 34
 
@@ -71,23 +71,24 @@ def _turned(img: np.ndarray, label: str, x: int, bottom: int, px: int, colour: C
 
 def _recognised(img: np.ndarray, y: int, names: list[str], m: np.ndarray,
                 colours: Mapping[str, Colour], locale: str) -> int:  # fmt: skip
-    """One row per artist: swatch, name, "recognised k of m", a hit/miss bar; the next y."""
-    bar_x, bar_end = 760, WIDTH - PAD
+    """Per artist: swatch, name and "recognised k of m" over a hit/miss bar; the next y."""
+    bar_x, bar_end = PAD + 48, WIDTH - PAD
     for i, name in enumerate(names):
         hits, total = int(m[i, i]), int(m[i].sum())
-        mid = y + ROW // 2
-        swatch(img, PAD, mid - 16, 32, colours.get(name, UNSURE_COLOUR))
-        put(img, fit(name, 300), PAD + 48, mid + 12)
         words = (i18n.t(locale, "picture.recognised", k=hits, n=total) if total
                  else i18n.t(locale, "picture.no_held_out"))  # fmt: skip
-        put(img, fit(words, bar_x - 380, SMALL_PX), 380, mid + 11, SMALL_PX, DIM)
-        cv2.rectangle(img, (bar_x, mid - 13), (bar_end, mid + 13), PANEL, -1)
+        words_w = width(words, SMALL_PX)
+        swatch(img, PAD, y + 8, 32, colours.get(name, UNSURE_COLOUR))
+        put(img, fit(name, bar_end - bar_x - words_w - 40), bar_x, y + 36)
+        put(img, words, bar_end - words_w, y + 35, SMALL_PX, DIM)
+        top, bottom = y + 52, y + 68
+        cv2.rectangle(img, (bar_x, top), (bar_end, bottom), PANEL, -1)
         if total:
             split = bar_x + round(hits / total * (bar_end - bar_x))
             if split > bar_x:
-                cv2.rectangle(img, (bar_x, mid - 13), (split, mid + 13), HIT, -1)
+                cv2.rectangle(img, (bar_x, top), (split, bottom), HIT, -1)
             if split < bar_end:
-                cv2.rectangle(img, (split, mid - 13), (bar_end, mid + 13), MISS, -1)
+                cv2.rectangle(img, (split, top), (bar_end, bottom), MISS, -1)
         y += ROW
     return y
 

@@ -80,7 +80,7 @@ class Manage(commands.Cog):
         await interaction.response.send_message(say(interaction, "retrain.started"))
 
     @artist.command(name="rename", description=command_text("cmd.artist.rename.description"))
-    @app_commands.rename(old="from")
+    @app_commands.rename(old=command_text("cmd.artist.rename.from.name"))
     @app_commands.describe(
         old=command_text("cmd.artist.rename.from.description"),
         to=command_text("cmd.artist.rename.to.description"),

@@ -1,15 +1,16 @@
-"""Draw docs/guess-example.png: a real /guess reply from the stand-in, laid out as Discord does.
+"""Draw the README gallery from real replies: /guess and /stats in English and in Japanese.
 
-Usage: python scripts/readme_picture.py [--devset ../devset] [--out docs/guess-example.png]
-Teaches 3 songs each of 4 dev-set composers through the real bot, trains, sends /guess with an
-unheard track over the loopback Discord stand-in, and lays out the embed and picture it got back.
+Usage: python scripts/readme_picture.py [--devset ../devset] [--out docs/gallery]
+Teaches 3 songs each of 4 dev-set composers through the real bot (in an English server by their
+names, in a Japanese one written in katakana), trains, sends /guess with an unheard track and
+/stats over the loopback Discord stand-in, and lays each reply out as Discord shows it.
+`--small` also writes each picture at 400 px wide, the size Discord shows it in a chat.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -20,20 +21,28 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot import text  # noqa: E402
 from bot.client import MimiBot  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from model_store.features import WEIGHTS_FILENAME  # noqa: E402
 from tests.discord_standin import DiscordStandIn, running_bot  # noqa: E402
 
-GUILD = 1
-COMPOSERS = ("Crystan", "David", "Olivier Militon", "Wansti")
+EN, JA = 1, 2
+COMPOSERS = {  # dev-set folder -> the same composer written in katakana
+    "Crystan": "クリスタン",
+    "David": "ダヴィッド",
+    "Olivier Militon": "オリヴィエ・ミリトン",
+    "Wansti": "ワンスティ",
+}
+HELD_OUT = "Olivier Militon"
 BG, EMBED_BG, TEXT, MUTED = (55, 51, 49), (47, 43, 43), (235, 235, 235), (170, 165, 160)
 BLURPLE = (242, 101, 88)  # 0x5865F2 in BGR
-FONT = cv2.FONT_HERSHEY_SIMPLEX
+PX, SMALL = 30, 26
 
 
-async def capture(devset: Path) -> tuple[dict, bytes]:
-    """The embed and PNG of one real /guess reply."""
+async def capture(devset: Path) -> dict[str, tuple[dict, bytes]]:
+    """(embed, picture) of /guess and /stats in both servers, keyed 'guess-en' etc."""
+    replies: dict[str, tuple[dict, bytes]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.load(
             environ={}, env_file=None, data_dir=Path(tmp) / "data", guess_cooldown_s=0.0,
@@ -41,67 +50,89 @@ async def capture(devset: Path) -> tuple[dict, bytes]:
         )  # fmt: skip
         tracks = {c: sorted((devset / c).glob("*.ogg")) for c in COMPOSERS}
         async with DiscordStandIn() as standin:
-            standin.add_guild(GUILD)
+            standin.add_guild(EN, "Game music club")
+            standin.add_guild(JA, "ゲーム音楽部", locale="ja")
             bot = MimiBot(settings, guild_ready_timeout=0.1)
             async with running_bot(standin, bot, timeout=120):
-                for composer, files in tracks.items():
-                    for path in files[:3]:
-                        await bot.mimi.teach(GUILD, composer, path)
-                await bot.training.train_now(GUILD, "readme picture")
-                clip = tracks["Olivier Militon"][-1]
-                att = standin.add_file(clip.name, clip.read_bytes(), "audio/ogg")
-                reply = await (await standin.invoke(GUILD, "guess", {"clip": att})).final(120)
-    return reply.embeds[0], reply.files[0][1]
+                for guild, names in ((EN, {c: c for c in COMPOSERS}), (JA, COMPOSERS)):
+                    for composer, files in tracks.items():
+                        for path in files[:3]:
+                            await bot.mimi.teach(guild, names[composer], path)
+                    await bot.training.train_now(guild, "readme picture")
+                    locale = "en-US" if guild == EN else "ja"
+                    clip = tracks[HELD_OUT][-1]
+                    att = standin.add_file(clip.name, clip.read_bytes(), "audio/ogg")
+                    reply = await (
+                        await standin.invoke(guild, "guess", {"clip": att}, locale=locale)
+                    ).final(120)
+                    lang = "en" if guild == EN else "ja"
+                    replies[f"guess-{lang}"] = (reply.embeds[0], reply.files[0][1])
+                    reply = await (await standin.invoke(guild, "stats", locale=locale)).final(120)
+                    replies[f"stats-{lang}"] = (reply.embeds[0], reply.files[0][1])
+    return replies
 
 
-def _text(img: np.ndarray, text: str, x: int, y: int, scale: float, colour, bold=False) -> None:
-    """Anti-aliased text (ASCII only: markdown and block characters are drawn separately)."""
-    cv2.putText(img, text, (x, y), FONT, scale, colour, 2 if bold else 1, cv2.LINE_AA)
-
-
-def layout(embed: dict, png: bytes) -> np.ndarray:
-    """A Discord-like dark message: bot name, embed with bars, footer, attached picture."""
-    picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-    width = picture.shape[1] + 120
-    rows = [line for line in embed.get("description", "").split("\n") if line]
-    height = 150 + 30 * len(rows) + picture.shape[0] + 60
-    img = np.full((height, width, 3), BG, np.uint8)
-    cv2.circle(img, (40, 40), 20, BLURPLE, -1, cv2.LINE_AA)
-    _text(img, "m", 30, 48, 0.75, TEXT, bold=True)
-    _text(img, "mimi", 74, 36, 0.6, TEXT, bold=True)
-    _text(img, "APP   used /guess", 130, 36, 0.45, MUTED)
-    x0, y = 74, 56
-    cv2.rectangle(img, (x0, y), (width - 20, height - 14), EMBED_BG, -1)
-    cv2.rectangle(img, (x0, y), (x0 + 4, height - 14), BLURPLE, -1)
-    _text(img, embed["title"], x0 + 18, y + 32, 0.62, TEXT, bold=True)
-    y += 62
-    for line in rows:
-        if line.startswith("**"):
-            _text(img, line.strip("*"), x0 + 18, y, 0.5, TEXT, bold=True)
-        else:
-            share = float(re.search(r"(\d+)%", line).group(1)) / 100
-            cv2.rectangle(img, (x0 + 18, y - 13), (x0 + 258, y + 1), (70, 66, 64), -1)
-            cv2.rectangle(img, (x0 + 18, y - 13), (x0 + 18 + int(240 * share), y + 1), TEXT, -1)
-            _text(img, f"{share:.0%}", x0 + 268, y, 0.45, TEXT)
-        y += 28
+def _lines(embed: dict) -> list[tuple[str, int, tuple[int, int, int], bool]]:
+    """The embed's text as Discord shows it: (text, px, colour, bold) per line."""
+    out = [(embed["title"], PX, TEXT, True)]
+    for line in embed.get("description", "").split("\n"):
+        if line:
+            bold = line.startswith("**")
+            out.append((line.replace("**", "").replace("`", ""), PX - 2, TEXT, bold))
     for field in embed.get("fields", []):
-        _text(img, f"{field['name']}: {field['value']}", x0 + 18, y + 4, 0.45, MUTED)
-        y += 30
-    img[y : y + picture.shape[0], x0 + 18 : x0 + 18 + picture.shape[1]] = picture
-    _text(img, embed["footer"]["text"].replace("·", "-"), x0 + 18, height - 26, 0.42, MUTED)
+        out.append((field["name"], SMALL, TEXT, True))
+        out += [(v.replace("**", ""), SMALL, MUTED, False) for v in field["value"].split("\n")]
+    return out
+
+
+def layout(embed: dict, png: bytes, command: str) -> np.ndarray:
+    """A Discord-like dark message: bot name, the embed's text and picture, its footer."""
+    picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    lines = _lines(embed)
+    width = picture.shape[1] + 160
+    height = 120 + sum(px + 16 for _, px, _, _ in lines) + picture.shape[0] + 90
+    img = np.full((height, width, 3), BG, np.uint8)
+    cv2.circle(img, (50, 50), 28, BLURPLE, -1, cv2.LINE_AA)
+    text.draw(img, "耳", 36, 62, 28, TEXT, bold=True)
+    text.draw(img, "mimi", 96, 46, PX, TEXT, bold=True)
+    text.draw(img, f"APP · /{command}", 96 + text.width("mimi", PX, True) + 20, 46, SMALL, MUTED)
+    x0, y = 96, 72
+    cv2.rectangle(img, (x0, y), (width - 24, height - 20), EMBED_BG, -1)
+    cv2.rectangle(img, (x0, y), (x0 + 6, height - 20), BLURPLE, -1)
+    y += 24
+    for line, px, colour, bold in lines:
+        y += px + 16
+        text.draw(img, text.fit(line, width - x0 - 80, px, bold), x0 + 28, y, px, colour, bold)
+    y += 24
+    img[y : y + picture.shape[0], x0 + 28 : x0 + 28 + picture.shape[1]] = picture
+    footer = embed.get("footer", {}).get("text", "")
+    text.draw(img, footer, x0 + 28, height - 44, SMALL, MUTED)
     return img
+
+
+def small(img: np.ndarray, width: int = 400) -> np.ndarray:
+    """`img` as Discord shows it in a chat: `width` px wide."""
+    return cv2.resize(img, (width, round(img.shape[0] * width / img.shape[1])),
+                      interpolation=cv2.INTER_AREA)  # fmt: skip
 
 
 def main() -> int:
     """Capture and draw."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devset", type=Path, default=ROOT.parent / "devset")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "guess-example.png")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "gallery")
+    parser.add_argument("--small", action="store_true", help="also write 400 px versions")
     args = parser.parse_args()
-    embed, png = asyncio.run(capture(args.devset))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), layout(embed, png), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    print(f"wrote {args.out}: {embed['title']}")
+    replies = asyncio.run(capture(args.devset))
+    args.out.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    for name, (embed, png) in replies.items():
+        img = layout(embed, png, name.split("-")[0])
+        cv2.imwrite(str(args.out / f"{name}.png"), img, params)
+        if args.small:
+            picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+            cv2.imwrite(str(args.out / f"{name}-400px.png"), small(picture), params)
+        print(f"wrote {args.out / name}.png: {embed['title']}")
     return 0
 
 

@@ -325,7 +325,7 @@ CASES: tuple[Case, ...] = (
     # 21 minutes of real (low-bitrate) music: over the 20 min limit
     Case("21_minutes.mp3", lambda p: _ffmpeg(
         p, "-f", "lavfi", "-i", "sine=f=330:r=8000:d=1260", "-c:a", "libmp3lame", "-b:a", "8k"),
-        "too_long", "20 min 00 s"),
+        "too_long", "20 min limit"),
     # half a second of real FLAC: too short, and says how long it is
     Case("half_second.flac", _encoded("flac", 0.5), "too_short", "0.5 s"),
     # 30 s of digital silence: nothing to learn
@@ -342,7 +342,7 @@ CASES: tuple[Case, ...] = (
                                     _pcm16(synth(SECONDS, rate=16000, voice=2, seed=7))),
          ACCEPTED),
     # FLAC whose STREAMINFO claims 10 h but holds 4 s: truncated, said with both lengths
-    Case("claims_10h.flac", _flac_claim(4.0, 10 * 3600 * 44100), "corrupt", "10 h 00 min",
+    Case("claims_10h.flac", _flac_claim(4.0, 10 * 3600 * 44100), "corrupt", "of 10 h could",
          guess=ACCEPTED),
     # a WAV at 1 sample per second: no music fits; say the rate
     Case("rate_1hz.wav", _raw_wav(lambda n: _wav_header(1, 1, 16, n), _pcm16(synth(1.0, rate=20))),

@@ -195,6 +195,29 @@ async def test_command_sync(standin: DiscordStandIn, bot: EchoBot) -> None:
     assert (await inter.deferred()).type == 8
 
 
+class _BadTranslator(app_commands.Translator):
+    """Translates every name into something Discord refuses (upper case and a space)."""
+
+    async def translate(self, string, locale, context):
+        is_name = context.location is app_commands.TranslationContextLocation.command_name
+        return "Bad Name" if locale is discord.Locale.japanese and is_name else None
+
+
+async def test_command_sync_refuses_names_discord_refuses(
+    standin: DiscordStandIn, bot: EchoBot
+) -> None:
+    """Like Discord, the stand-in answers 400 to a command name (in any language) that is not
+    lower-case letters, digits, - or _ (1-32), so a bad translation fails the sync."""
+    await bot.tree.set_translator(_BadTranslator())
+    try:
+        with pytest.raises(discord.HTTPException) as err:
+            await bot.tree.sync()
+        assert err.value.status == 400 and "Invalid Form Body" in err.value.text
+    finally:
+        await bot.tree.set_translator(None)
+    assert len(await bot.tree.sync()) == 3
+
+
 async def test_immediate_response_and_channel_messages(
     standin: DiscordStandIn, bot: EchoBot
 ) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 from bot.config import Settings
@@ -38,3 +40,13 @@ def build_taught(root: Path, weights: Path) -> tuple[Path, dict[str, list[int]]]
             return ids
 
     return settings.data_dir, asyncio.run(build())
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    """Run the real `mimi` CLI (`--json`) against this settings' data dir."""
+    env = {"MIMI_FRONTEND_WEIGHTS": str(settings.frontend_weights), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--data-dir", str(settings.data_dir), "--json"],
+        capture_output=True, text=True, timeout=120, env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip

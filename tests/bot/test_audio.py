@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.audio import DecodeLimits, decode, describe_seconds, find_ffmpeg, find_ffprobe
+from bot.audio import DecodeLimits, decode, find_ffmpeg, find_ffprobe
 from bot.errors import AudioRejected
 from bot.ingest import file_sha256
 from model_store.features import SAMPLE_RATE
@@ -131,15 +131,6 @@ def test_mpeg_without_audio_stream(tmp_path: Path) -> None:
     with pytest.raises(AudioRejected) as err:
         decode(out, LIMITS)
     assert err.value.code == "no_audio"
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(0.5, "0.5 s"), (42, "42 s"), (243, "4 min 03 s"), (7500, "2 h 05 min")],
-)
-def test_describe_seconds(seconds: float, text: str) -> None:
-    """Durations read naturally in messages."""
-    assert describe_seconds(seconds) == text
 
 
 def test_colon_in_a_relative_file_name_is_a_file_not_a_protocol(

@@ -103,7 +103,8 @@ async def test_teach_retrain_guess_stats(env, files) -> None:
         assert f"model v{version}" in answer.embeds[0]["footer"]["text"]
         assert answer.files[0][0] == "guess.png" and answer.files[0][1][:4] == b"\x89PNG"
         alt = answer.attachments[0]["description"]  # alt text for screen readers
-        assert alt.startswith(f"Spectrogram of new_{artist}.ogg") and f"Sounds like {artist}" in alt
+        assert alt.startswith(f"Picture of new_{artist}.ogg: Sounds like {artist}.")
+        assert "mimi heard 10 s of 14 s" in alt
     att = standin.add_file("stranger.wav", files["stranger.wav"], "audio/wav")
     odd = await (await standin.invoke(HOME, "guess", {"clip": att})).final(timeout=60)
     assert odd.embeds[0]["title"].startswith("This doesn't sound like anyone I know here — closest")
@@ -111,7 +112,7 @@ async def test_teach_retrain_guess_stats(env, files) -> None:
     stats = await inter.final(timeout=30)
     fields = {f["name"]: f["value"] for f in stats.embeds[0]["fields"]}
     assert f"Model v{version}" in fields and "song accuracy" in fields[f"Model v{version}"]
-    assert stats.attachments[0]["description"].startswith("Confusion matrix of the held-out")
+    assert stats.attachments[0]["description"].startswith("Per-artist results on held-out songs")
     (option,) = [o for o in bot.tree.get_command("teach").to_dict(bot.tree)["options"]
                  if o["name"] == "artist"]  # fmt: skip
     assert option["max_length"] == 64  # the real limit of a name, not a larger one
@@ -336,7 +337,7 @@ async def test_quota_refuses_before_download(env, files) -> None:
     try:
         inter = await teach(standin, "Chime1.mp3", files["Chime1.mp3"], "New Artist")
         reply = await inter.final(timeout=30)
-        assert reply.ephemeral and "limit of 1 songs" in reply.content
+        assert reply.ephemeral and "limit of 1 song;" in reply.content
     finally:
         bot.settings = bot.mimi.settings = settings
     assert "New Artist" not in [a.name for a in await bot.mimi.artists(HOME)]
@@ -358,7 +359,7 @@ async def test_sync_commands_registers_every_command(env, frontend_weights: Path
         frontend_weights=frontend_weights,
     )
     names = await sync_commands(settings, HOME)
-    assert sorted(names) == ["artists", "forget", "guess", "retrain", "stats", "teach"]
+    assert sorted(names) == ["artist", "artists", "forget", "guess", "retrain", "stats", "teach"]
     registered = {c["name"] for c in standin.registered_commands if c.get("guild_id") == str(HOME)}
     assert registered == set(names)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from bot.jobs import guess_file, train_job
 from bot.service import Mimi
 from model_store.registry import NoModel
 from tests.audio_factory import encode
-from tests.bot.taught import GUILD, VOICES
+from tests.bot.taught import GUILD, VOICES, run_cli
 
 
 @pytest.fixture
@@ -112,23 +111,11 @@ async def test_stats_models_and_rollback_leave_forgotten_out(mimi: Mimi, trained
     assert "Pulse" not in names_in(await mimi.rollback(GUILD, 1))
 
 
-def _cli(settings, *args: str) -> subprocess.CompletedProcess:
-    """Run the real `mimi` CLI against this data dir."""
-    import sys
-
-    env = {"MIMI_FRONTEND_WEIGHTS": str(settings.frontend_weights), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args, "--data-dir", str(settings.data_dir), "--json"],
-        capture_output=True, text=True, timeout=120, env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
-
-
 async def test_cli_output_never_names_a_forgotten_artist(mimi: Mimi, trained, tmp_path) -> None:
     """`mimi stats`, `models` and `guess` print no forgotten artist once the forget returned."""
     await mimi.forget_artist(GUILD, "Pulse")
     clip = clip_of(tmp_path, "Pulse")
     for args in (("stats",), ("models",), ("guess", str(clip))):
-        proc = _cli(mimi.settings, *args, "--guild", str(GUILD))
+        proc = run_cli(mimi.settings, *args, "--guild", str(GUILD))
         assert proc.returncode == 0, proc.stderr
         assert "Pulse" not in proc.stdout and "Drone" in proc.stdout

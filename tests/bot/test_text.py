@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from bot import text
-from bot.render import BG, TEXT, Window, confusion_png, spectrogram_png
+from bot.render import BG, SMALL_PX, TEXT
+from bot.render_guess import GuessView, Window, guess_png
+from bot.render_stats import MAX_LABEL, StatsView, stats_png
+from tests.bot.pictures import found
 
 NAMES = ["嵐", "ユニゾン・スクエア・ガーデン", "방탄소년단", "Мумий Тролль", "Björk", "Σωκράτης"]
 MIXED = ["AAA × 嵐 feat. Björk", "فيروز", "שלמה ארצי", "Fairuz فيروز 2024"]
@@ -28,12 +31,6 @@ def ink(label: str, px: int = PX) -> np.ndarray:
     return img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-def found(picture: bytes, label: str, px: int = PX) -> float:
-    """How well the best place in `picture` matches `label` as drawn alone (1.0: exactly)."""
-    img = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR)
-    return float(cv2.matchTemplate(img, ink(label, px), cv2.TM_CCOEFF_NORMED).max())
-
-
 @needs_fonts
 @pytest.mark.parametrize("name", NAMES)
 def test_each_script_comes_from_a_font_that_has_it(name: str) -> None:
@@ -50,20 +47,22 @@ def test_each_script_comes_from_a_font_that_has_it(name: str) -> None:
 @needs_fonts
 @pytest.mark.parametrize("name", NAMES)
 def test_guess_picture_and_legend_show_the_name(name: str) -> None:
-    """The guess picture's legend holds the name as its glyphs, not boxes or question marks."""
+    """The guess picture's top rows and legend hold the name as its glyphs, not boxes or '?'."""
     mel = np.random.default_rng(1).uniform(0, 4, (1300, 96)).astype(np.float32)
-    windows = [Window(0.0, 10.0, name, 0.9), Window(10.0, 20.0, "Other", 0.6)]
-    png = spectrogram_png(mel, windows, [name, "Other"])
-    assert found(png, name) > 0.9
-    assert found(png, "?" * len(name)) < found(png, name) - 0.05
+    windows = (Window(0.0, 10.0, name, 0.9), Window(10.0, 20.0, "Other", 0.6))
+    png = guess_png(mel, GuessView(((name, 0.7), ("Other", 0.3)), windows))
+    assert found(png, name, 34) > 0.9  # a top-guess row
+    assert found(png, name, SMALL_PX) > 0.9  # the legend
+    assert found(png, "?" * len(name), SMALL_PX) < found(png, name, SMALL_PX) - 0.05
 
 
 @needs_fonts
 @pytest.mark.parametrize("name", NAMES)
-def test_confusion_picture_shows_the_name(name: str) -> None:
-    """The confusion picture's row label is the name itself."""
-    png = confusion_png([[3, 1], [0, 2]], [name, "Other"])
-    assert found(png, name) > 0.9
+def test_stats_picture_shows_the_name(name: str) -> None:
+    """The stats picture's per-artist row and its matrix row label are the name itself."""
+    png = stats_png(StatsView((name, "Other"), ((3, 1), (0, 2))))
+    label = text.fit(name, MAX_LABEL - 16, SMALL_PX)  # a long name is cut there with "…"
+    assert found(png, name, 34) > 0.9 and found(png, label, SMALL_PX) > 0.9
 
 
 @needs_fonts
@@ -95,7 +94,7 @@ def test_without_fonts_it_says_so_and_still_draws(monkeypatch, tmp_path) -> None
         cached.cache_clear()
     try:
         assert "fonts-noto-cjk" in (text.missing_fonts() or "")
-        png = confusion_png([[1, 0], [0, 1]], ["嵐", "Björk"], title="嵐")
+        png = stats_png(StatsView(("嵐", "Björk"), ((1, 0), (0, 1))))
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         for cached in (text._index, text.chain):
