@@ -10,6 +10,7 @@ from bot import text
 from bot.render import BG, SMALL_PX, TEXT
 from bot.render_guess import GuessView, Window, guess_png
 from bot.render_stats import MAX_LABEL, StatsView, stats_png
+from tests.bot import pictures
 from tests.bot.pictures import found
 
 NAMES = ["嵐", "ユニゾン・スクエア・ガーデン", "방탄소년단", "Мумий Тролль", "Björk", "Σωκράτης"]
@@ -23,12 +24,8 @@ needs_fonts = pytest.mark.skipif(
 
 
 def ink(label: str, px: int = PX) -> np.ndarray:
-    """`label` drawn alone, white on the pictures' background, cropped to its ink."""
-    img = np.full((px * 3, text.width(label, px) + px * 2, 3), BG, np.uint8)
-    text.draw(img, label, px, px * 2, px, TEXT)
-    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    ys, xs = np.nonzero(grey > grey.min() + 40)
-    return img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    """`label` drawn alone at the legend's old size, cropped to its ink."""
+    return pictures.ink(label, px)
 
 
 @needs_fonts
