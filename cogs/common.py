@@ -1,4 +1,4 @@
-"""Helpers the cogs share: safe text, cooldowns, attachment downloads, the status channel."""
+"""Helpers the cogs share: cooldowns, shown file names, attachment downloads, status channels."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from discord import app_commands
 
 from bot.cache import tmp_prefix
 from bot.config import Settings
-from bot.discord_i18n import lang, safe, say  # noqa: F401  (re-exported for the cogs)
+from bot.discord_i18n import safe
 from bot.errors import MimiError
 from bot.i18n import Msg, Size
 from bot.owner import process_token
