@@ -8,9 +8,6 @@ from discord.app_commands import TranslationContextLocation as Where
 
 from bot import i18n
 
-# Discord's rule for a command or option name in any language.
-NAME_LIMIT, DESCRIPTION_LIMIT = 32, 100
-
 
 def safe(text: str) -> str:
     """User text made inert for Discord: no mentions, no markdown."""

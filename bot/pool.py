@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot import i18n
 from bot.errors import MimiError
 from bot.i18n import Msg
 from bot.jobs import warm_up
@@ -154,7 +155,9 @@ class WarmPool:
         except BrokenProcessPool:
             log.error("the %s worker died; starting a new one", self.name)
             self._replace(pool)
-            crashed = Msg("error.worker_crashed", worker=Msg(f"worker.{self.name}"))
+            known = f"worker.{self.name}" in i18n.keys(i18n.DEFAULT)
+            worker = Msg(f"worker.{self.name}") if known else self.name
+            crashed = Msg("error.worker_crashed", worker=worker)
             _settle(job.future, error=MimiError(crashed, code="worker_crashed"))
         except Exception as err:  # the caller gets whatever the task raised
             _settle(job.future, error=err)
