@@ -97,12 +97,24 @@ def _not_from_discord(attachment: discord.Attachment) -> MimiError:
     return MimiError(Msg("error.not_discord", file=file), code="not_discord")
 
 
-def check_size(attachment: discord.Attachment, max_bytes: int) -> None:
-    """Refuse an attachment over the size limit, or not on Discord's CDN, before downloading a
-    byte of it."""
+def upload_limit(interaction: discord.Interaction) -> tuple[int, str]:
+    """The upload limit a member meets and whose it is: the smaller of MIMI_MAX_UPLOAD_MB
+    ("mimi") and what Discord lets this server upload (the interaction's
+    attachment_size_limit, "discord")."""
+    ours = interaction.client.settings.max_upload_bytes
+    theirs = getattr(interaction, "filesize_limit", None) or ours
+    return (theirs, "discord") if theirs < ours else (ours, "mimi")
+
+
+def check_size(attachment: discord.Attachment, limit: tuple[int, str]) -> None:
+    """Refuse an attachment over the size limit (`upload_limit`, saying whose it is), or not
+    on Discord's CDN, before downloading a byte of it."""
+    max_bytes, whose = limit
     if attachment.size > max_bytes:
+        why = Msg(f"limit.{whose}")
         raise _too_big(
-            attachment, Msg("too_big.limit", size=Size(attachment.size), limit=Size(max_bytes))
+            attachment,
+            Msg("too_big.limit", size=Size(attachment.size), limit=Size(max_bytes), why=why),
         )
     if not from_cdn(attachment.url):
         raise _not_from_discord(attachment)
@@ -182,6 +194,23 @@ async def artist_choices(
     typed = current.casefold()
     names = [a.name for a in await interaction.client.mimi.artists(interaction.guild_id)]
     return [app_commands.Choice(name=n, value=n) for n in names if typed in n.casefold()][:25]
+
+
+async def song_choices(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[int]]:
+    """Autocomplete: this server's songs ("#12 Coherence.ogg — Maxstack"), newest first,
+    matching what is typed (a number, a file name or an artist)."""
+    if interaction.guild_id is None:
+        return []
+    typed = current.strip().lstrip("#").casefold()
+    songs = await interaction.client.mimi.store.songs(interaction.guild_id)
+    choices = []
+    for song in reversed(songs):
+        label = f"#{song.id} {song.filename} — {song.artist}"
+        if typed in label.casefold():
+            choices.append(app_commands.Choice(name=label[:100], value=song.id))
+    return choices[:25]
 
 
 def remember_channel(interaction: discord.Interaction) -> None:

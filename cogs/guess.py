@@ -15,7 +15,7 @@ from bot.discord_i18n import command_text, lang, safe
 from bot.errors import data_writes
 from bot.render import artist_colours
 from bot.render_guess import guess_png, view_of
-from cogs.common import check_size, cooldown, downloaded, shown_filename
+from cogs.common import check_size, cooldown, downloaded, shown_filename, upload_limit
 
 BAR = 12  # characters in a confidence bar
 ALT_TEXT_LIMIT = 1024  # Discord's attachment description limit
@@ -75,18 +75,27 @@ class Guess(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="guess", description=command_text("cmd.guess.description"))
-    @app_commands.describe(clip=command_text("cmd.guess.clip.description"))
+    @app_commands.describe(
+        clip=command_text("cmd.guess.clip.description"),
+        private=command_text("cmd.guess.private.description"),
+    )
     @app_commands.guild_only()
     @cooldown("guess_cooldown_s")
-    async def guess(self, interaction: discord.Interaction, clip: discord.Attachment) -> None:
-        """Defer, download, guess in the warm worker, render, reply with embed + picture."""
-        check_size(clip, self.bot.settings.max_upload_bytes)
+    async def guess(
+        self, interaction: discord.Interaction, clip: discord.Attachment, private: bool = False
+    ) -> None:
+        """Defer, download, guess in the warm worker, render, reply with embed + picture
+        (visible only to the member with `private`)."""
+        limit = upload_limit(interaction)
+        check_size(clip, limit)
         await self.bot.mimi.require_model(interaction.guild_id)  # none yet, or withdrawn
-        await defer_public(interaction)
+        if private:
+            await interaction.response.defer(thinking=True, ephemeral=True)
+        else:
+            await defer_public(interaction)
         data, locale = self.bot.settings.data_dir, lang(interaction)
         with data_writes(data):  # the download may hit a full or read-only disk
-            limit = self.bot.settings.max_upload_bytes
-            async with downloaded(clip, data / "tmp", max_bytes=limit) as path:
+            async with downloaded(clip, data / "tmp", max_bytes=limit[0]) as path:
                 result = await self.bot.mimi.guess(
                     interaction.guild_id, path, run=self.bot.audio_pool.run
                 )
@@ -98,7 +107,9 @@ class Guess(commands.Cog):
         )
         picture = discord.File(io.BytesIO(png), "guess.png",
                                description=alt_text(locale, result, name))  # fmt: skip
-        await interaction.followup.send(embed=guess_embed(locale, result), file=picture)
+        await interaction.followup.send(
+            embed=guess_embed(locale, result), file=picture, ephemeral=private
+        )
 
 
 async def setup(bot) -> None:

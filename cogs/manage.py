@@ -10,7 +10,7 @@ from bot.discord_i18n import command_text, lang, say
 from bot.errors import MimiError
 from bot.i18n import Msg
 from bot.names import MAX_NAME_LENGTH, display_name, name_key
-from cogs.common import artist_choices, remember_channel
+from cogs.common import artist_choices, remember_channel, song_choices
 from cogs.confirm import ask
 
 
@@ -42,7 +42,8 @@ class Manage(commands.Cog):
     async def forget(
         self, interaction: discord.Interaction, artist: str | None = None, song: int | None = None
     ) -> None:
-        """Managers may forget anything; members only songs they taught themselves."""
+        """Managers may forget anything; members only songs they taught themselves. A whole
+        artist is forgotten only after a confirmation (buttons only the asker can press)."""
         if (artist is None) == (song is None):
             raise MimiError(Msg("forget.one_of"), code="usage")
         guild, user = interaction.guild_id, interaction.user.id
@@ -51,23 +52,32 @@ class Manage(commands.Cog):
             if not can_manage(interaction) and stored.taught_by != user:
                 raise MimiError(Msg("forget.not_your_song"), code="forbidden")
             await self.bot.mimi.forget_song(guild, song)
+            remember_channel(interaction)
+            self.bot.training.request(guild, "forget")
             text = say(
                 interaction, "forget.song", id=str(song), file=stored.filename,
                 artist=stored.artist,
             )  # fmt: skip
-        else:
-            songs = await self.bot.mimi.store.songs(guild, artist)
-            if not songs:
-                raise MimiError(Msg("error.no_artist", artist=artist), code="not_found")
-            if not can_manage(interaction) and any(s.taught_by != user for s in songs):
-                raise MimiError(Msg("forget.not_your_artist"), code="forbidden")
+            await interaction.response.send_message(text)
+            return
+        songs = await self.bot.mimi.store.songs(guild, artist)
+        if not songs:
+            raise MimiError(Msg("error.no_artist", artist=artist), code="not_found")
+        if not can_manage(interaction) and any(s.taught_by != user for s in songs):
+            raise MimiError(Msg("forget.not_your_artist"), code="forbidden")
+        locale = lang(interaction)
+
+        async def forget_all() -> str:
             removed = await self.bot.mimi.forget_artist(guild, artist)
-            text = say(interaction, "forget.artist", artist=removed[0].artist, n=len(removed))
-        remember_channel(interaction)
-        self.bot.training.request(guild, "forget")
-        await interaction.response.send_message(text)
+            remember_channel(interaction)
+            self.bot.training.request(guild, "forget")
+            return say(locale, "forget.artist", artist=removed[0].artist, n=len(removed))
+
+        question = say(locale, "forget.confirm_artist", artist=songs[0].artist, n=len(songs))
+        await ask(interaction, question, forget_all)
 
     forget.autocomplete("artist")(artist_choices)
+    forget.autocomplete("song")(song_choices)
 
     @app_commands.command(name="retrain", description=command_text("cmd.retrain.description"))
     @app_commands.guild_only()

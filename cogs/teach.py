@@ -18,6 +18,7 @@ from cogs.common import (
     downloaded,
     remember_channel,
     shown_filename,
+    upload_limit,
 )
 
 
@@ -47,16 +48,16 @@ class Teach(commands.Cog):
         """Check everything cheap first, then defer, download, decode in a worker, reply."""
         name = display_name(artist)
         uploads = [a for a in (song, song2, song3) if a is not None]
+        limit = upload_limit(interaction)
         for upload in uploads:
-            check_size(upload, self.bot.settings.max_upload_bytes)
+            check_size(upload, limit)
         await self.bot.mimi.check_quota(interaction.guild_id, name)
         await defer_public(interaction)
         lines, learned, data, locale = [], 0, self.bot.settings.data_dir, lang(interaction)
         for upload in uploads:
             try:
                 with data_writes(data):  # the download itself may hit a full or read-only disk
-                    limit = self.bot.settings.max_upload_bytes
-                    async with downloaded(upload, data / "tmp", max_bytes=limit) as path:
+                    async with downloaded(upload, data / "tmp", max_bytes=limit[0]) as path:
                         stored = await self.bot.mimi.teach(
                             interaction.guild_id,
                             name,

@@ -403,18 +403,19 @@ async def test_forget_is_final_in_guess_and_stats(env, files, tmp_path: Path) ->
         return await (await standin.invoke(FORGETFUL, "guess", {"clip": att})).final(timeout=60)
 
     assert (await guess()).embeds[0]["title"] == "Sounds like Pulse"
-    forget = await standin.invoke(
-        FORGETFUL, "forget", {"artist": "Pulse"}, permissions=MANAGE_GUILD
-    )
-    assert "Forgot Pulse" in (await forget.final(timeout=30)).content
+    question = await (await standin.invoke(
+        FORGETFUL, "forget", {"artist": "Pulse"}, permissions=MANAGE_GUILD)).final(30)  # fmt: skip
+    assert question.ephemeral and question.content.startswith("Forget Pulse and their 2 songs?")
+    assert "Pulse" in str(await bot.mimi.artists(FORGETFUL))  # nothing happens before the answer
+    confirmed = await standin.press(question, "mimi:confirm", permissions=MANAGE_GUILD)
+    assert "Forgot Pulse" in (await confirmed.final(timeout=30)).content
     answer = await guess()
     assert "Pulse" not in str(answer.embeds) and answer.files[0][0] == "guess.png"
     stats = await (await standin.invoke(FORGETFUL, "stats")).final(timeout=30)
     assert "Pulse" not in str(stats.embeds) and "predates a forget" in str(stats.embeds)
-    forget = await standin.invoke(
-        FORGETFUL, "forget", {"artist": "Chime"}, permissions=MANAGE_GUILD
-    )
-    await forget.final(timeout=30)
+    question = await (await standin.invoke(
+        FORGETFUL, "forget", {"artist": "Chime"}, permissions=MANAGE_GUILD)).final(30)  # fmt: skip
+    await (await standin.press(question, "mimi:confirm")).final(timeout=30)
     refused = await guess()
     assert refused.ephemeral and "at least 2 artists" in refused.content
     await asyncio.wait_for(bot.training.wait_idle(FORGETFUL), 120)

@@ -1,4 +1,5 @@
-"""mimi in Japanese, and artists renamed or merged, through the real client and the stand-in."""
+"""mimi in Japanese, private guesses, upload limits, song autocomplete, and artists renamed or
+merged, through the real client and the stand-in."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory, frontend_weights: Path):
     settings = Settings.load(
         environ={}, env_file=None, data_dir=tmp_path_factory.mktemp("data"),
         frontend_weights=frontend_weights, teach_cooldown_s=0.0, guess_cooldown_s=0.0,
-        train_quiet_s=0.5,
+        train_quiet_s=0.5, max_upload_mb=25,
     )  # fmt: skip
     async with DiscordStandIn() as standin:
         standin.add_guild(JA, "日本のサーバー", locale="ja")
@@ -143,6 +144,49 @@ async def test_member_language_wins_over_the_server(env, files) -> None:
     assert "**嵐**: 2 songs, " in listed.content
     empty = await (await standin.invoke(EN, "artists", locale="ja")).final(30)
     assert empty.content == "まだアーティストがいません。`/教える` で教えてください。"
+
+
+async def test_private_guess_is_seen_only_by_the_member(env, files) -> None:
+    """/guess private:true answers ephemerally, picture included; no public placeholder."""
+    standin, bot = env
+    await asyncio.wait_for(bot.training.wait_idle(JA), 180)
+    att = standin.add_file("new-1.ogg", files["new-1.ogg"], "audio/ogg")
+    inter = await standin.invoke(JA, "guess", {"clip": att, "private": True})
+    answer = await inter.final(60)
+    assert (await inter.deferred()).ephemeral and answer.ephemeral
+    assert answer.embeds[0]["title"] == "Sounds like AAA" and answer.files[0][0] == "guess.png"
+
+
+async def test_upload_limit_is_the_smaller_of_mimis_and_discords(env, files) -> None:
+    """A server whose Discord upload limit is under mimi's gets that limit, and the refusal
+    says what it is and why; mimi's own limit is named as such."""
+    standin, _ = env
+    att = standin.add_file("big.mp3", files["0-0.mp3"], "audio/mpeg")
+    att["size"] = 3 * 2**20
+    teach = {"artist": "嵐", "song": att}
+    small = await (await standin.invoke(JA, "teach", teach, attachment_size_limit=2**20)).final(30)
+    assert small.ephemeral
+    assert "the limit is 1.0 MB, the most Discord lets this server" in small.content
+    att["size"] = 30 * 2**20  # over MIMI_MAX_UPLOAD_MB (25) and under Discord's 50 MB
+    inter = await standin.invoke(
+        JA, "guess", {"clip": att}, attachment_size_limit=50 * 2**20, locale="ja"
+    )
+    ours = await inter.final(30)
+    assert ours.ephemeral and "上限は 25.0 MB（この bot が受け付ける上限）" in ours.content
+
+
+async def test_forget_song_autocompletes_from_the_servers_songs(env) -> None:
+    """/forget song: suggests this server's songs by number, file and artist."""
+    standin, bot = env
+    inter = await standin.invoke(JA, "forget", {"song": {"type": 4, "value": ""}}, focused="song")
+    await inter.deferred()
+    songs = await bot.mimi.store.songs(JA)
+    assert [c["value"] for c in inter.choices] == [s.id for s in reversed(songs)]
+    assert inter.choices[0]["name"] == f"#{songs[-1].id} {songs[-1].filename} — AAA"
+    typed = await standin.invoke(JA, "forget", {"song": {"type": 4, "value": "嵐"}},
+                                 focused="song")  # fmt: skip
+    await typed.deferred()
+    assert {c["name"].split(" — ")[1] for c in typed.choices} == {"嵐"}
 
 
 async def test_rename_keeps_the_model_answering(env, files) -> None:

@@ -507,6 +507,7 @@ class DiscordStandIn:
         app_permissions: int = P.ALL_PERMISSIONS,
         locale: str = "en-US",
         guild_command: bool | None = None,
+        attachment_size_limit: int = ATTACHMENT_SIZE_LIMIT,
     ) -> Interaction:
         """Dispatch INTERACTION_CREATE for ``/command [subcommand] options...``.
 
@@ -515,6 +516,7 @@ class DiscordStandIn:
         ``subcommand`` may be "sub" or "group sub". ``focused`` names the option being typed:
         the interaction is then an autocomplete (type 4). ``guild_command``: whether the
         command is a guild command (data.guild_id set); None = as registered (default global).
+        ``attachment_size_limit``: what Discord lets this server upload (boost level).
         """
         guild = self._guilds[guild_id]
         channel_id = channel_id or guild.channel_id
@@ -555,6 +557,7 @@ class DiscordStandIn:
             user_id=user_id, permissions=permissions, app_permissions=app_permissions,
             locale=locale,
         )  # fmt: skip
+        payload["attachment_size_limit"] = attachment_size_limit
         return await self._create(payload)
 
     def _interaction_payload(
