@@ -1,4 +1,4 @@
-"""/teach: a member adds songs of an artist; a retrain is scheduled."""
+"""/teach: a member adds up to ten songs of an artist; a retrain is scheduled."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bot.discord_i18n import command_text, lang, safe, say
 from bot.errors import DuplicateSong, MimiError, data_writes
 from bot.i18n import Seconds
 from bot.names import MAX_NAME_LENGTH, display_name
+from bot.store import Song
 from cogs.common import (
     artist_choices,
     check_size,
@@ -20,6 +21,8 @@ from cogs.common import (
     shown_filename,
     upload_limit,
 )
+
+EXTRA = range(2, 11)  # song2 … song10: up to ten songs in one /teach
 
 
 class Teach(commands.Cog):
@@ -32,8 +35,7 @@ class Teach(commands.Cog):
     @app_commands.describe(
         artist=command_text("cmd.teach.artist.description"),
         song=command_text("cmd.teach.song.description"),
-        song2=command_text("cmd.teach.song2.description"),
-        song3=command_text("cmd.teach.song3.description"),
+        **{f"song{i}": command_text(f"cmd.teach.song{i}.description") for i in EXTRA},
     )
     @app_commands.guild_only()
     @cooldown("teach_cooldown_s")
@@ -44,46 +46,63 @@ class Teach(commands.Cog):
         song: discord.Attachment,
         song2: discord.Attachment | None = None,
         song3: discord.Attachment | None = None,
+        song4: discord.Attachment | None = None,
+        song5: discord.Attachment | None = None,
+        song6: discord.Attachment | None = None,
+        song7: discord.Attachment | None = None,
+        song8: discord.Attachment | None = None,
+        song9: discord.Attachment | None = None,
+        song10: discord.Attachment | None = None,
     ) -> None:
-        """Check everything cheap first, then defer, download, decode in a worker, reply."""
+        """Check everything cheap first, then defer, and read the songs one by one (the reply
+        says which it is reading), each within the quotas; then say what was learned."""
         name = display_name(artist)
-        uploads = [a for a in (song, song2, song3) if a is not None]
+        uploads = [a for a in (song, song2, song3, song4, song5, song6, song7, song8, song9,
+                               song10) if a is not None]  # fmt: skip
         limit = upload_limit(interaction)
         for upload in uploads:
             check_size(upload, limit)
         await self.bot.mimi.check_quota(interaction.guild_id, name)
         await defer_public(interaction)
-        lines, learned, data, locale = [], 0, self.bot.settings.data_dir, lang(interaction)
-        for upload in uploads:
+        lines, learned, locale = [], 0, lang(interaction)
+        for i, upload in enumerate(uploads, 1):
+            file = shown_filename(upload.filename, escape=False)
+            if len(uploads) > 1:
+                reading = say(locale, "teach.reading", i=str(i), n=len(uploads), file=file)
+                await interaction.edit_original_response(content="\n".join([*lines, reading]))
             try:
-                with data_writes(data):  # the download itself may hit a full or read-only disk
-                    async with downloaded(upload, data / "tmp", max_bytes=limit[0]) as path:
-                        stored = await self.bot.mimi.teach(
-                            interaction.guild_id,
-                            name,
-                            path,
-                            taught_by=interaction.user.id,
-                            filename=upload.filename,
-                        )
-            except DuplicateSong as dup:
-                lines.append(f"• {shown_filename(upload.filename)}: {dup.text(locale, safe)}")
-                continue
+                await self.bot.mimi.check_quota(interaction.guild_id, name)  # per song
+                stored = await self._teach_one(interaction, name, upload, limit[0])
             except MimiError as err:
-                if len(uploads) == 1:
+                if len(uploads) == 1 and not isinstance(err, DuplicateSong):
                     raise
                 lines.append(f"• {shown_filename(upload.filename)}: {err.text(locale, safe)}")
                 continue
             learned += 1
             lines.append("• " + say(
-                locale, "teach.learned", artist=stored.artist,
-                file=shown_filename(stored.filename, escape=False),
+                locale, "teach.learned", artist=stored.artist, file=file,
                 length=Seconds(stored.duration_s), n=stored.clips, id=str(stored.id),
             ))  # fmt: skip
         if learned:
             remember_channel(interaction)
             self.bot.training.request(interaction.guild_id, "teach")
             lines.append(say(locale, "teach.scheduled"))
-        await interaction.followup.send("\n".join(lines))
+        if len(uploads) > 1:
+            await interaction.edit_original_response(content="\n".join(lines)[:2000])
+        else:
+            await interaction.followup.send("\n".join(lines)[:2000])
+
+    async def _teach_one(
+        self, interaction: discord.Interaction, name: str, upload: discord.Attachment, limit: int
+    ) -> Song:
+        """Download one attachment and teach it (a full or read-only disk: StorageError)."""
+        data = self.bot.settings.data_dir
+        with data_writes(data):  # the download itself may hit a full or read-only disk
+            async with downloaded(upload, data / "tmp", max_bytes=limit) as path:
+                return await self.bot.mimi.teach(
+                    interaction.guild_id, name, path, taught_by=interaction.user.id,
+                    filename=upload.filename,
+                )  # fmt: skip
 
     teach.autocomplete("artist")(artist_choices)
 

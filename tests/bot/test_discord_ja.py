@@ -189,6 +189,30 @@ async def test_forget_song_autocompletes_from_the_servers_songs(env) -> None:
     assert {c["name"].split(" — ")[1] for c in typed.choices} == {"嵐"}
 
 
+async def test_batch_teach_says_what_it_is_reading(env, files) -> None:
+    """/teach with three songs edits its reply as it reads ("Reading 2 of 3: …"), then lists
+    each song's outcome (a duplicate among them) without losing the others."""
+    standin, bot = env
+    songs = {"song": ("0-0.mp3", "a.mp3"), "song2": ("0-1.mp3", "b.mp3"),
+             "song5": ("0-0.mp3", "again.mp3")}  # fmt: skip
+    options: dict[str, object] = {"artist": "Batch"}
+    for option, (source, name) in songs.items():
+        options[option] = standin.add_file(name, files[source], "audio/mpeg")
+    inter = await standin.invoke(EN, "teach", options)
+    await standin.wait_for_message(
+        lambda m: m.token == inter.token and "retrain is scheduled" in (m.content or ""),
+        timeout=120,
+    )
+    contents = [m.content for m in inter.messages]
+    assert contents[0] == "Reading 1 of 3: a.mp3…"
+    assert any(c.endswith("Reading 2 of 3: b.mp3…") and "Learned **Batch** from a.mp3" in c
+               for c in contents)  # fmt: skip
+    final = contents[-1]
+    assert final.count("Learned **Batch**") == 2 and "again.mp3: Already known" in final
+    assert all(m.kind == "edit_original" for m in inter.messages)
+    assert [a.songs for a in await bot.mimi.artists(EN) if a.name == "Batch"] == [2]
+
+
 async def test_rename_keeps_the_model_answering(env, files) -> None:
     """/artist rename changes the name everywhere at once; the same model answers with it."""
     standin, bot = env
