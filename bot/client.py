@@ -26,7 +26,7 @@ from bot.training import TrainingService
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.teach", "cogs.guess", "cogs.stats", "cogs.manage", "cogs.status")
+EXTENSIONS = ("cogs.teach", "cogs.guess", "cogs.stats", "cogs.manage", "cogs.status", "cogs.help")
 STALL_WARN_S = 0.1  # log any event-loop stall longer than this
 
 

@@ -359,7 +359,16 @@ async def test_sync_commands_registers_every_command(env, frontend_weights: Path
         frontend_weights=frontend_weights,
     )
     names = await sync_commands(settings, HOME)
-    assert sorted(names) == ["artist", "artists", "forget", "guess", "retrain", "stats", "teach"]
+    assert sorted(names) == [
+        "artist",
+        "artists",
+        "forget",
+        "guess",
+        "help",
+        "retrain",
+        "stats",
+        "teach",
+    ]
     registered = {c["name"] for c in standin.registered_commands if c.get("guild_id") == str(HOME)}
     assert registered == set(names)
 

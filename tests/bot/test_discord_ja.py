@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import discord
 import pytest
 import pytest_asyncio
 
@@ -75,7 +76,8 @@ async def test_commands_are_registered_in_japanese(env) -> None:
     standin, bot = env
     await bot.tree.sync()  # what `mimi sync-commands` does: the translator runs here
     commands = {c["name"]: c for c in standin.registered_commands}
-    assert set(commands) == {"artist", "artists", "forget", "guess", "retrain", "stats", "teach"}
+    assert set(commands) == {
+        "artist", "artists", "forget", "guess", "help", "retrain", "stats", "teach"}  # fmt: skip
     assert commands["guess"]["name_localizations"]["ja"] == "当てる"
     assert commands["teach"]["description_localizations"]["ja"] == "アーティストの曲を教える"
     for command in commands.values():
@@ -144,6 +146,27 @@ async def test_member_language_wins_over_the_server(env, files) -> None:
     assert "**嵐**: 2 songs, " in listed.content
     empty = await (await standin.invoke(EN, "artists", locale="ja")).final(30)
     assert empty.content == "まだアーティストがいません。`/教える` で教えてください。"
+
+
+@pytest.mark.parametrize("locale", ["en-US", "ja"])
+async def test_help_lists_every_command_with_an_example(env, locale: str) -> None:
+    """/help answers privately: an introduction, then one embed per group, each command under
+    the name the member's Discord shows, with what it does and an example."""
+    standin, bot = env
+    reply = await (await standin.invoke(EN, "help", locale=locale)).final(30)
+    assert reply.ephemeral and len(reply.embeds) == 5
+    fields = [f for e in reply.embeds[1:] for f in e["fields"]]
+    names = [f["name"].split(" (")[0].split("（")[0] for f in fields]
+    if locale == "ja":
+        assert "/教える" in names and "/アーティスト 名前変更" in names and "/当てる" in names
+        assert "例：" in fields[0]["value"]
+    else:
+        assert names == ["/teach", "/forget", "/artist rename", "/guess", "/stats", "/artists",
+                         "/retrain"]  # fmt: skip
+        assert "Example: `/teach artist:AAA song:<file>`" in fields[0]["value"]
+    shown = {c.qualified_name for c in bot.tree.walk_commands()
+             if not isinstance(c, discord.app_commands.Group)} - {"help"}  # fmt: skip
+    assert len(fields) == len(shown)  # every command is explained
 
 
 async def test_private_guess_is_seen_only_by_the_member(env, files) -> None:
