@@ -26,7 +26,15 @@ from bot.training import TrainingService
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.teach", "cogs.guess", "cogs.stats", "cogs.manage", "cogs.status", "cogs.help")
+EXTENSIONS = (
+    "cogs.teach",
+    "cogs.guess",
+    "cogs.stats",
+    "cogs.manage",
+    "cogs.status",
+    "cogs.help",
+    "cogs.songs",
+)
 STALL_WARN_S = 0.1  # log any event-loop stall longer than this
 
 

@@ -13,7 +13,7 @@ from bot.discord_i18n import command_text, lang
 GROUPS = (
     ("teaching", ("teach", "forget", "artist rename")),
     ("guessing", ("guess",)),
-    ("looking", ("stats", "artists")),
+    ("looking", ("stats", "artists", "songs")),
     ("managing", ("retrain",)),
 )
 MANAGERS_ONLY = frozenset({"artist rename", "retrain"})

@@ -77,7 +77,8 @@ async def test_commands_are_registered_in_japanese(env) -> None:
     await bot.tree.sync()  # what `mimi sync-commands` does: the translator runs here
     commands = {c["name"]: c for c in standin.registered_commands}
     assert set(commands) == {
-        "artist", "artists", "forget", "guess", "help", "retrain", "stats", "teach"}  # fmt: skip
+        "artist", "artists", "forget", "guess", "help", "retrain", "songs", "stats", "teach",
+    }  # fmt: skip
     assert commands["guess"]["name_localizations"]["ja"] == "当てる"
     assert commands["teach"]["description_localizations"]["ja"] == "アーティストの曲を教える"
     for command in commands.values():
@@ -162,7 +163,7 @@ async def test_help_lists_every_command_with_an_example(env, locale: str) -> Non
         assert "例：" in fields[0]["value"]
     else:
         assert names == ["/teach", "/forget", "/artist rename", "/guess", "/stats", "/artists",
-                         "/retrain"]  # fmt: skip
+                         "/songs", "/retrain"]  # fmt: skip
         assert "Example: `/teach artist:AAA song:<file>`" in fields[0]["value"]
     shown = {c.qualified_name for c in bot.tree.walk_commands()
              if not isinstance(c, discord.app_commands.Group)} - {"help"}  # fmt: skip
@@ -234,6 +235,30 @@ async def test_batch_teach_says_what_it_is_reading(env, files) -> None:
     assert final.count("Learned **Batch**") == 2 and "again.mp3: Already known" in final
     assert all(m.kind == "edit_original" for m in inter.messages)
     assert [a.songs for a in await bot.mimi.artists(EN) if a.name == "Batch"] == [2]
+
+
+async def test_songs_are_listed_with_ids_and_paged(env, tmp_path: Path) -> None:
+    """/songs lists the songs newest first with their ids, artist, length, who taught them and
+    when, ten a page; ◀ ▶ turn the pages (disabled at the ends); /songs artist: filters."""
+    standin, bot = env
+    for seed in range(11):
+        clip = encode(tmp_path / f"p{seed}.ogg", "ogg", seconds=11, voice=seed % 3, seed=seed)
+        await bot.mimi.teach(EN, "Pages", clip, taught_by=MEMBER, filename=f"p{seed}.ogg")
+    first = await (await standin.invoke(EN, "songs", {"artist": "pages"})).final(30)
+    embed = first.embeds[0]
+    assert first.ephemeral and embed["title"] == "Pages: 11 songs"
+    assert embed["footer"]["text"] == "page 1 of 2"
+    lines = embed["description"].split("\n")
+    songs = await bot.mimi.store.songs(EN, "Pages")
+    assert len(lines) == 10 and lines[0].startswith(f"**#{songs[-1].id}** p10.ogg — Pages · 11")
+    assert f"<@{MEMBER}> <t:" in lines[0]
+    buttons = first.components[0]["components"]
+    assert [b.get("disabled", False) for b in buttons] == [True, False]
+    turned = await (await standin.press(first, "mimi:songs:next")).final(30)
+    assert turned.kind == "update" and turned.embeds[0]["footer"]["text"] == "page 2 of 2"
+    assert turned.embeds[0]["description"].startswith(f"**#{songs[0].id}** p0.ogg")
+    everything = await (await standin.invoke(EN, "songs", locale="ja")).final(30)
+    assert everything.embeds[0]["title"] == "ここで教わった曲（13曲）"
 
 
 async def test_rename_keeps_the_model_answering(env, files) -> None:

@@ -217,7 +217,9 @@ async def test_big_upload_streams_without_stalling_the_loop(env, slow_disk) -> N
     stalls.records.clear()
     bot.max_stall_s = 0.0
     with PeakRss() as rss:
-        inter = await standin.invoke(GUILD, "teach", {"artist": "Long", "song": att})
+        inter = await standin.invoke(  # a boosted server: Discord allows 100 MB uploads
+            GUILD, "teach", {"artist": "Long", "song": att}, attachment_size_limit=100 * 2**20
+        )
         reply = await inter.final(timeout=120)
     assert "recorded by the test" in reply.content, reply.content
     await asyncio.sleep(0.2)  # the watcher logs a stall once the loop runs again
