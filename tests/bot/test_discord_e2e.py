@@ -366,6 +366,7 @@ async def test_sync_commands_registers_every_command(env, frontend_weights: Path
         "guess",
         "help",
         "retrain",
+        "songs",
         "stats",
         "teach",
     ]
