@@ -55,14 +55,21 @@ def renames(meta: ModelMeta, live: Live) -> dict[str, str]:
     return {a: current_name(meta, a, live) for a in meta.artists}
 
 
+def merger(artists: Sequence[str], now: Mapping[str, str]) -> tuple[np.ndarray, list[str]]:
+    """(artists x names) 0/1 matrix taking each artist to its name today, and those names in
+    order: multiplying by it adds up artists merged into one."""
+    merged = list(dict.fromkeys(now.get(a, a) for a in artists))
+    into = np.zeros((len(artists), len(merged)), int)
+    for i, a in enumerate(artists):
+        into[i, merged.index(now.get(a, a))] = 1
+    return into, merged
+
+
 def merge_columns(
     probs: np.ndarray, artists: Sequence[str], now: Mapping[str, str]
 ) -> tuple[np.ndarray, list[str]]:
     """(… x artists) probabilities under today's names: artists merged into one add up."""
-    merged = list(dict.fromkeys(now.get(a, a) for a in artists))
-    into = np.zeros((len(artists), len(merged)))
-    for i, a in enumerate(artists):
-        into[i, merged.index(now.get(a, a))] = 1.0
+    into, merged = merger(artists, now)
     return np.asarray(probs, dtype=np.float64) @ into, merged
 
 
@@ -104,16 +111,14 @@ def live_metrics(meta: ModelMeta, live: Live) -> dict:
     """The model's held-out figures over songs and artists that still exist."""
     metrics, now = meta.metrics, renames(meta, live)
     trained = live_artists(meta, live)
-    names = list(dict.fromkeys(now[a] for a in trained))  # today's names; a merge counts once
+    into, names = merger(trained, now)  # today's names; a merge counts once
     order = list(metrics.get("artists") or meta.artists)
     keep = [order.index(a) for a in trained if a in order]
     confusion = metrics.get("confusion")
     if confusion is not None:
-        into = np.zeros((len(names), len(keep)), int)
-        for col, a in enumerate(a for a in trained if a in order):
-            into[names.index(now[a]), col] = 1
+        rows = into[[i for i, a in enumerate(trained) if a in order]]
         sliced = np.asarray(confusion, dtype=int)[np.ix_(keep, keep)]
-        confusion = (into @ sliced @ into.T).tolist()
+        confusion = (rows.T @ sliced @ rows).tolist()
     missing = metrics.get("needs_more_songs") or {}
     out = {**metrics, "artists": names, "confusion": confusion}
     out["needs_more_songs"] = {now[a]: n for a, n in missing.items() if a in trained}
