@@ -158,6 +158,10 @@ class SongCache:
         """Delete every file of one song."""
         shutil.rmtree(self.song_dir(guild_id, key), ignore_errors=True)
 
+    def drop_guild(self, guild_id: int) -> None:
+        """Delete every song file of one guild."""
+        shutil.rmtree(self.song_dir(guild_id, "0" * 64).parent, ignore_errors=True)
+
     def sweep(self, alive: Iterable[tuple[int, str]], owner_alive: Callable[[str], bool]) -> int:
         """Remove song folders that no stored song owns and no live process is writing (a claim
         whose owner runs); stale claims on stored songs are dropped. How many folders went."""

@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", metavar="FROM", help="the artist's name now")
     p.add_argument("new", metavar="TO", help="the new name")
     p.add_argument("--merge", action="store_true", help="TO is another artist: merge FROM into it")
+    p = sub.add_parser(
+        "purge", parents=[common], help="delete every song, model and record of one server now"
+    )
+    p.add_argument("--guild", type=_guild, required=True, help="the server whose data goes")
     cli_model.add_commands(sub, common, guild)
     sub.add_parser("run", parents=[common], help="start the Discord bot")
     cli_backup.add_commands(sub, common)
@@ -212,6 +216,17 @@ async def _rename(args: argparse.Namespace, mimi: Mimi) -> int:
     return EXIT_OK
 
 
+async def _purge(args: argparse.Namespace, mimi: Mimi) -> int:
+    from bot.privacy import purge_guild
+
+    report = await purge_guild(mimi, args.guild)
+    rows = sum(report["rows"].values())
+    lines = [f"Deleted server {args.guild}: {report['songs']} songs, {rows} rows, its models "
+             "and files."]  # fmt: skip
+    _emit(args, report, lines)
+    return EXIT_OK
+
+
 def _run(settings: Settings) -> int:
     from bot.runner import NO_TOKEN, run_bot, wait_for_token
 
@@ -308,6 +323,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "artists": _artists,
         "forget": _forget,
         "rename": _rename,
+        "purge": _purge,
     }
     model_handlers = {
         "train": cli_model.train,

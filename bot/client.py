@@ -21,6 +21,7 @@ from bot.discord_i18n import Translator, lang, safe
 from bot.errors import MimiError
 from bot.health import HEARTBEAT_EVERY_S, heartbeat_path, write_heartbeat
 from bot.inference import InferenceService, audio_pool
+from bot.privacy import PurgeSchedule
 from bot.service import Mimi
 from bot.training import TrainingService
 
@@ -34,6 +35,8 @@ EXTENSIONS = (
     "cogs.status",
     "cogs.help",
     "cogs.songs",
+    "cogs.feedback",
+    "cogs.chat",
 )
 STALL_WARN_S = 0.1  # log any event-loop stall longer than this
 
@@ -47,7 +50,9 @@ def configure_endpoints(settings: Settings) -> None:
 
 
 class MimiBot(commands.Bot):
-    """mimi on Discord: slash commands only, guild-only, no privileged intents."""
+    """mimi on Discord: slash commands, message menus and mentions, guild-only, no privileged
+    intents (GUILD_MESSAGES brings messages; Discord shows their content only when they
+    mention mimi)."""
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class MimiBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
+        intents.guild_messages = True  # not privileged; message_content stays off
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -74,6 +80,9 @@ class MimiBot(commands.Bot):
         self._stall_task: asyncio.Task | None = None
         self.max_stall_s = 0.0
         self.status_channels: dict[int, int] = {}  # guild -> channel for training news
+        self.cooldowns: dict[str, dict] = {}  # setting -> (guild, user) -> Cooldown
+        self.purges: PurgeSchedule
+        self._housekeeping_task: asyncio.Task | None = None
         self.started_at = time.time()
         self.heartbeat_every_s = heartbeat_every_s
         self._heartbeat_task: asyncio.Task | None = None
@@ -95,12 +104,20 @@ class MimiBot(commands.Bot):
         await self.training.start()
         await self.training.resume()
         self.inference = InferenceService(self.settings, self.audio_pool)
+        self.purges = PurgeSchedule(
+            self.mimi, self.settings.purge_after_days, before_purge=self._stop_training
+        )
+        self.add_listener(self._guild_removed, "on_guild_remove")
+        self.add_listener(self._guild_joined, "on_guild_join")
+        self.add_listener(self._guild_joined, "on_guild_available")
+        self.add_listener(self._ready_guilds, "on_ready")
         self.tree.on_error = self.on_app_command_error
         await self.tree.set_translator(Translator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self._stall_task = asyncio.create_task(self._watch_stalls())
         self._heartbeat_task = asyncio.create_task(self._heartbeat())
+        self._housekeeping_task = asyncio.create_task(self._housekeeping())
         with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off Unix
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
 
@@ -111,7 +128,7 @@ class MimiBot(commands.Bot):
 
     async def close(self) -> None:
         """Stop listening first, then the services, then the connection."""
-        for task in (self._stall_task, self._heartbeat_task):
+        for task in (self._stall_task, self._heartbeat_task, self._housekeeping_task):
             if task is not None:
                 task.cancel()
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -128,6 +145,39 @@ class MimiBot(commands.Bot):
         if hasattr(self, "mimi"):
             await self.mimi.close()
         await super().close()
+
+    async def on_message(self, message: discord.Message) -> None:
+        """No prefix commands: mentions are answered by the chat cog's listener."""
+
+    async def _stop_training(self, guild_id: int) -> None:
+        """Before a server's data goes: drop its queued training, wait out a running one."""
+        self.training.cancel(guild_id)
+        await self.training.wait_idle(guild_id)
+
+    async def _guild_removed(self, guild: discord.Guild) -> None:
+        """mimi was removed from a server: its data goes after the grace period."""
+        await self.purges.removed(guild.id)
+
+    async def _guild_joined(self, guild: discord.Guild) -> None:
+        """mimi was added (back): a scheduled deletion is cancelled."""
+        await self.purges.returned(guild.id)
+
+    async def _ready_guilds(self) -> None:
+        """Servers mimi is in keep their data; servers that removed it while it was offline
+        are scheduled for deletion like any removal."""
+        present = {g.id for g in self.guilds}
+        for guild_id in present:
+            await self.purges.returned(guild_id)
+        await self.purges.orphans(present)
+
+    async def _housekeeping(self) -> None:
+        """Delete what fell due (deletions, old guess links) now and every purge_check_s."""
+        while True:
+            try:
+                await self.purges.housekeeping()
+            except Exception:
+                log.exception("housekeeping failed")
+            await asyncio.sleep(self.settings.purge_check_s)
 
     async def _gateway_up(self) -> None:
         """Connected (or resumed): the gateway is up."""
@@ -201,11 +251,16 @@ class MimiBot(commands.Bot):
     ) -> None:
         """The one error handler: short, specific, ephemeral; unexpected ones logged."""
         original, locale = getattr(error, "original", error), lang(interaction)
+        view = None
         if isinstance(original, MimiError):
             message = original.text(locale, safe)
         elif isinstance(error, app_commands.CommandOnCooldown):
+            from cogs.retry import retry_offer  # (the cogs' view; loaded with them)
+
             wait = i18n.Seconds(max(1, round(error.retry_after)))
-            message = i18n.t(locale, "error.cooldown", wait=wait)
+            view = retry_offer(interaction, error)
+            key = "error.cooldown" if view is None else "error.cooldown_retry"
+            message = i18n.t(locale, key, wait=wait)
         elif isinstance(error, app_commands.MissingPermissions):
             message = i18n.t(locale, "error.manage_guild")
         elif isinstance(error, app_commands.NoPrivateMessage):
@@ -215,7 +270,7 @@ class MimiBot(commands.Bot):
         else:
             log.exception("interaction %s failed", interaction.id, exc_info=original)
             message = i18n.t(locale, "error.unexpected")
-        await send_error(interaction, message)
+        await send_error(interaction, message, view=view)
 
 
 async def defer_public(interaction: discord.Interaction) -> None:
@@ -224,15 +279,19 @@ async def defer_public(interaction: discord.Interaction) -> None:
     await interaction.response.defer(thinking=True)
 
 
-async def send_error(interaction: discord.Interaction, message: str) -> None:
-    """Answer with `message` only the user can see, whatever state the interaction is in."""
+async def send_error(
+    interaction: discord.Interaction, message: str, *, view: discord.ui.View | None = None
+) -> None:
+    """Answer with `message` (and `view`) only the user can see, whatever state the
+    interaction is in."""
+    extra = {} if view is None else {"view": view}
     try:
         if not interaction.response.is_done():
-            await interaction.response.send_message(message, ephemeral=True)
+            await interaction.response.send_message(message, ephemeral=True, **extra)
             return
         if interaction.extras.get("public_defer"):
             with contextlib.suppress(discord.HTTPException):  # hide the public placeholder
                 await interaction.delete_original_response()
-        await interaction.followup.send(message, ephemeral=True)
+        await interaction.followup.send(message, ephemeral=True, **extra)
     except discord.HTTPException:
         log.warning("could not deliver an error to interaction %s", interaction.id)

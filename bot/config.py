@@ -96,6 +96,11 @@ class Settings:
         default="cdn.discordapp.com,media.discordapp.net", metadata={"env": "MIMI_CDN_HOSTS"}
     )
     wait_for_token: bool = field(default=False, metadata={"env": "MIMI_WAIT_FOR_TOKEN"})
+    # A server's data is deleted this long after mimi is removed from it (0: at once); adding
+    # mimi back before then cancels the deletion.
+    purge_after_days: float = field(default=30.0, metadata={"env": "MIMI_PURGE_AFTER_DAYS"})
+    # How often the bot looks for deletions that fell due (and expired guess links).
+    purge_check_s: float = field(default=3600.0, metadata={"env": "MIMI_PURGE_CHECK_S"})
 
     @property
     def max_upload_bytes(self) -> int:
@@ -146,9 +151,11 @@ class Settings:
             raise SettingsError("MIMI_UNSURE_BELOW must be between 0 and 1")
         if self.teach_cooldown_s < 0 or self.guess_cooldown_s < 0:
             raise SettingsError("cooldowns must not be negative")
-        for name in ("train_quiet_s", "train_idle_s", "audio_idle_s"):
+        for name in ("train_quiet_s", "train_idle_s", "audio_idle_s", "purge_after_days"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{_env_name(name)} must not be negative")
+        if not self.purge_check_s > 0:
+            raise SettingsError("MIMI_PURGE_CHECK_S must be greater than 0")
         if self.clip_seconds > self.max_song_seconds:
             raise SettingsError("MIMI_CLIP_SECONDS must be shorter than MIMI_MAX_SONG_MINUTES")
 

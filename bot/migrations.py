@@ -98,4 +98,31 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX songs_by_artist ON songs (guild_id, artist_id);
     ALTER TABLE training_runs ADD COLUMN owner TEXT
     """,
+    # 3: guesses members can confirm or correct (the clip's Discord URL, until it expires), and
+    # the deletion of a server's data that removing the bot schedules.
+    """
+    CREATE TABLE guesses (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id INTEGER NOT NULL,
+        asked_by INTEGER NOT NULL,
+        url TEXT,
+        filename TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        guessed TEXT NOT NULL,
+        model_version INTEGER NOT NULL,
+        asked_at TEXT NOT NULL,
+        outcome TEXT CHECK (outcome IN ('right', 'corrected')),
+        answer TEXT,
+        answered_by INTEGER,
+        answered_at TEXT,
+        UNIQUE (guild_id, id)
+    );
+    CREATE INDEX guesses_by_model ON guesses (guild_id, model_version);
+    CREATE INDEX guesses_by_member ON guesses (guild_id, asked_by);
+    CREATE TABLE purges (
+        guild_id INTEGER PRIMARY KEY,
+        due_at REAL NOT NULL,
+        scheduled_at TEXT NOT NULL
+    )
+    """,
 )

@@ -323,6 +323,7 @@ class Mimi:
                 "artists": metrics["artists"],
                 **{k: metrics.get(k) for k in STAT_KEYS},
                 "forgotten_songs": forgotten_songs(meta, live),
+                "feedback": await self.store.feedback(guild_id, meta.version),
             }
         withdrawn = meta is None and self.registry.current(guild_id) is not None
         return {

@@ -8,7 +8,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
@@ -17,11 +16,7 @@ from bot.errors import DuplicateSong, NotFound
 from bot.i18n import Msg
 from bot.migrations import MIGRATIONS
 from bot.names import display_name, name_key
-
-
-def now_iso() -> str:
-    """The current UTC time as ISO-8601 text."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+from bot.store_people import PeopleRows, now_iso
 
 
 @dataclass(frozen=True)
@@ -70,7 +65,7 @@ _SONG_SELECT = """
 """
 
 
-class Store:
+class Store(PeopleRows):
     """Owns the database connection; one lock serialises statements so transactions never mix."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:

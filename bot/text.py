@@ -8,6 +8,7 @@ BGR uint8 arrays OpenCV uses, blended through an alpha mask."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -106,11 +107,17 @@ def _default_font(px: int):
     return ImageFont.load_default(px)
 
 
+_IGNORABLE = re.compile("[\u200c\u200d\ufe00-\ufe0f]")  # joiners, variation selectors
+
+
 def runs(text: str, bold: bool = False) -> list[tuple[str, Path | None]]:
     """`text` split into runs, each with the first font of the chain that covers all of it."""
     faces = chain(bold)
     out: list[tuple[str, Path | None]] = []
     for ch in text:
+        if out and _IGNORABLE.match(ch):  # a variation selector or joiner: shaped, never boxed
+            out[-1] = (out[-1][0] + ch, out[-1][1])
+            continue
         path = next((f.path for f in faces if ord(ch) in f.covers), None)
         if path is None and faces:
             path = faces[0].path  # its missing-glyph box: visible, never dropped

@@ -200,6 +200,17 @@ class TrainingService:
         delay = self.quiet_s if quiet_s is None else quiet_s
         st.timer = self._loop.call_later(delay, self._enqueue, guild_id, reason)
 
+    def cancel(self, guild_id: int) -> None:
+        """Drop this guild's waiting or queued training (a running one finishes: wait_idle)."""
+        st = self._guilds.get(guild_id)
+        if st is None:
+            return
+        if st.timer is not None:
+            st.timer.cancel()
+        st.timer, st.pending = None, None
+        waiters, st.waiters = st.waiters, []
+        _settle(waiters, error=TrainingFailed(Msg("training.cancelled")))
+
     async def train_now(self, guild_id: int, reason: str) -> dict:
         """Train now (after the guild's running training, if any); the published meta dict."""
         if self._closing or self._loop is None:

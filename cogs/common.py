@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -24,14 +25,71 @@ from bot.owner import process_token
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file on Discord's CDN that is not an attachment object here (a guessed clip's link)."""
+
+    url: str
+    size: int
+    filename: str
+
+
+AUDIO_EXTENSIONS = frozenset((
+    ".mp3", ".ogg", ".oga", ".opus", ".wav", ".flac", ".m4a", ".aac", ".webm", ".wma", ".aif",
+    ".aiff", ".mka",
+))  # fmt: skip
+
+
+def is_audio(attachment: discord.Attachment) -> bool:
+    """An attachment Discord marks as audio (voice messages are audio/ogg), or one named so."""
+    kind = (attachment.content_type or "").split(";")[0].strip().lower()
+    if kind.startswith("audio/") or kind in ("video/ogg", "video/webm"):
+        return True
+    name = attachment.filename.lower()
+    return any(name.endswith(ext) for ext in AUDIO_EXTENSIONS)
+
+
+def audio_attachments(message: discord.Message) -> list[discord.Attachment]:
+    """The audio attachments of a message, in order."""
+    return [a for a in message.attachments if is_audio(a)]
+
+
+def can_manage(interaction: discord.Interaction) -> bool:
+    """True for members with the Manage Server permission."""
+    perms = interaction.permissions
+    return bool(perms and (perms.manage_guild or perms.administrator))
+
+
+def spend_cooldown(client: discord.Client, setting: str, guild_id: int, user_id: int) -> float:
+    """Use one of this member's turns of `setting` (e.g. "teach_cooldown_s", shared by every
+    way to teach); 0 if allowed now, else the seconds left."""
+    seconds = getattr(client.settings, setting)  # type: ignore[attr-defined]
+    if seconds <= 0:
+        return 0.0
+    buckets = client.cooldowns.setdefault(setting, {})  # type: ignore[attr-defined]
+    bucket = buckets.setdefault((guild_id, user_id), app_commands.Cooldown(1, seconds))
+    return bucket.update_rate_limit() or 0.0
+
+
+def cooldown_check(setting: str):
+    """A check: one use per member and server every `setting` seconds; on cooldown the error
+    reply offers to retry with the same options (nothing needs attaching again)."""
+
+    async def predicate(interaction: discord.Interaction) -> bool:
+        wait = spend_cooldown(interaction.client, setting, interaction.guild_id or 0,
+                              interaction.user.id)  # fmt: skip
+        if wait:
+            seconds = getattr(interaction.client.settings, setting)
+            interaction.extras["retry_setting"] = setting
+            raise app_commands.CommandOnCooldown(app_commands.Cooldown(1, seconds), wait)
+        return True
+
+    return predicate
+
+
 def cooldown(setting: str):
-    """A per-user, per-server cooldown whose length comes from the bot's settings."""
-
-    def factory(interaction: discord.Interaction) -> app_commands.Cooldown | None:
-        seconds = getattr(interaction.client.settings, setting)
-        return app_commands.Cooldown(1, seconds) if seconds > 0 else None
-
-    return app_commands.checks.dynamic_cooldown(factory, key=lambda i: (i.guild_id, i.user.id))
+    """The cooldown check as a command decorator."""
+    return app_commands.check(cooldown_check(setting))
 
 
 def shown_filename(name: str, limit: int = 100, *, escape: bool = True) -> str:
@@ -82,7 +140,7 @@ def from_cdn(url: str, hosts: frozenset[str] | None = None) -> bool:
     return f"{host}:{parsed.port}" in hosts
 
 
-def _too_big(attachment: discord.Attachment, detail: Msg) -> MimiError:
+def _too_big(attachment: discord.Attachment | Upload, detail: Msg) -> MimiError:
     """The refusal of an attachment that is (or turned out) bigger than allowed."""
     return MimiError(
         Msg("error.too_big", file=shown_filename(attachment.filename, escape=False),
@@ -122,7 +180,7 @@ def check_size(attachment: discord.Attachment, limit: tuple[int, str]) -> None:
 
 @contextlib.asynccontextmanager
 async def downloaded(
-    attachment: discord.Attachment, folder: Path, *, max_bytes: int | None = None
+    attachment: discord.Attachment | Upload, folder: Path, *, max_bytes: int | None = None
 ) -> AsyncIterator[Path]:
     """The attachment saved to a private temporary file, removed afterwards.
 
@@ -146,7 +204,7 @@ async def downloaded(
         await asyncio.to_thread(shutil.rmtree, tmp, True)
 
 
-async def _fetch(attachment: discord.Attachment, path: Path, limit: int) -> None:
+async def _fetch(attachment: discord.Attachment | Upload, path: Path, limit: int) -> None:
     """Stream `attachment.url` into `path`, refusing more than `limit` bytes."""
     failed = MimiError(Msg("error.download_failed"), code="download_failed")
     headers = {"Accept-Encoding": "identity"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from dataclasses import dataclass
 
 import discord
 from discord import app_commands
@@ -16,6 +17,7 @@ from bot.errors import data_writes
 from bot.render import artist_colours
 from bot.render_guess import guess_png, view_of
 from cogs.common import check_size, cooldown, downloaded, shown_filename, upload_limit
+from cogs.feedback import feedback_view
 
 BAR = 12  # characters in a confidence bar
 ALT_TEXT_LIMIT = 1024  # Discord's attachment description limit
@@ -49,7 +51,7 @@ def alt_text(locale: str, result: dict, filename: str) -> str:
     return text[:ALT_TEXT_LIMIT]
 
 
-def guess_embed(locale: str, result: dict) -> discord.Embed:
+def guess_embed(locale: str, result: dict, picture: str = "guess.png") -> discord.Embed:
     """The reply: top artists with bars, 'not sure' when unsure, tags, model version."""
     top = result["top"]
     embed = discord.Embed(title=headline(locale, result, top[0]["artist"])[:256], colour=0x5865F2)
@@ -64,8 +66,44 @@ def guess_embed(locale: str, result: dict) -> discord.Embed:
         )
     footer = i18n.t(locale, "guess.footer", version=str(result["model_version"]), **_heard(result))
     embed.set_footer(text=footer)
-    embed.set_image(url="attachment://guess.png")
+    embed.set_image(url=f"attachment://{picture}")
     return embed
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One clip's answer: the embed, its picture, the feedback buttons, the guess itself."""
+
+    embed: discord.Embed
+    file: discord.File
+    view: discord.ui.View
+    result: dict
+
+
+async def answer_clip(
+    bot, guild_id: int, user_id: int, clip: discord.Attachment, locale: str,
+    limit: tuple[int, str], *, picture: str = "guess.png",
+) -> Answer:  # fmt: skip
+    """Download, guess in the warm worker, render, and remember the guess for feedback (the
+    same for /guess, the context menu and mentions)."""
+    check_size(clip, limit)
+    data = bot.settings.data_dir
+    with data_writes(data):  # the download may hit a full or read-only disk
+        async with downloaded(clip, data / "tmp", max_bytes=limit[0]) as path:
+            result = await bot.mimi.guess(guild_id, path, run=bot.audio_pool.run)
+    mel, order = result.pop("mel"), result.pop("colour_order")
+    result.pop("artists")
+    name = shown_filename(clip.filename, escape=False)
+    png = await asyncio.to_thread(
+        guess_png, mel, view_of(result, name), artist_colours(order), locale=locale
+    )
+    file = discord.File(io.BytesIO(png), picture, description=alt_text(locale, result, name))
+    guess_id = await bot.mimi.store.record_guess(
+        guild_id, user_id, url=clip.url, filename=name, size=clip.size,
+        guessed=result["top"][0]["artist"], model_version=int(result["model_version"]),
+    )  # fmt: skip
+    view = feedback_view(guess_id, locale, named=not result.get("unknown"))
+    return Answer(guess_embed(locale, result, picture), file, view, result)
 
 
 class Guess(commands.Cog):
@@ -84,8 +122,8 @@ class Guess(commands.Cog):
     async def guess(
         self, interaction: discord.Interaction, clip: discord.Attachment, private: bool = False
     ) -> None:
-        """Defer, download, guess in the warm worker, render, reply with embed + picture
-        (visible only to the member with `private`)."""
+        """Defer, then answer with embed, picture and feedback buttons (visible only to the
+        member with `private`)."""
         limit = upload_limit(interaction)
         check_size(clip, limit)
         await self.bot.mimi.require_model(interaction.guild_id)  # none yet, or withdrawn
@@ -93,22 +131,11 @@ class Guess(commands.Cog):
             await interaction.response.defer(thinking=True, ephemeral=True)
         else:
             await defer_public(interaction)
-        data, locale = self.bot.settings.data_dir, lang(interaction)
-        with data_writes(data):  # the download may hit a full or read-only disk
-            async with downloaded(clip, data / "tmp", max_bytes=limit[0]) as path:
-                result = await self.bot.mimi.guess(
-                    interaction.guild_id, path, run=self.bot.audio_pool.run
-                )
-        mel, order = result.pop("mel"), result.pop("colour_order")
-        result.pop("artists")
-        name = shown_filename(clip.filename, escape=False)
-        png = await asyncio.to_thread(
-            guess_png, mel, view_of(result, name), artist_colours(order), locale=locale
+        answer = await answer_clip(
+            self.bot, interaction.guild_id, interaction.user.id, clip, lang(interaction), limit
         )
-        picture = discord.File(io.BytesIO(png), "guess.png",
-                               description=alt_text(locale, result, name))  # fmt: skip
         await interaction.followup.send(
-            embed=guess_embed(locale, result), file=picture, ephemeral=private
+            embed=answer.embed, file=answer.file, view=answer.view, ephemeral=private
         )
 
 

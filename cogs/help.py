@@ -47,6 +47,17 @@ def help_embeds(locale: str) -> list[discord.Embed]:
             )
             embed.add_field(name=title, value=value[:1024], inline=False)
         embeds.append(embed)
+    chat = discord.Embed(title=i18n.t(locale, "help.group.chat"), colour=COLOUR)
+    titles = {
+        "who": i18n.t(locale, "cmd.menu.who.name"),
+        "teach": i18n.t(locale, "cmd.menu.teach.name"),
+        "mention": "@mimi",
+        "fix": f"{i18n.t(locale, 'button.right')} · {i18n.t(locale, 'button.fix')}",
+    }
+    for part, title in titles.items():
+        value = i18n.t(locale, f"help.chat.{part}", name=title)
+        chat.add_field(name=title, value=value[:1024], inline=False)
+    embeds.append(chat)
     return embeds
 
 

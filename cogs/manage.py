@@ -10,14 +10,9 @@ from bot.discord_i18n import command_text, lang, say
 from bot.errors import MimiError
 from bot.i18n import Msg
 from bot.names import MAX_NAME_LENGTH, display_name, name_key
-from cogs.common import artist_choices, remember_channel, song_choices
+from bot.privacy import forget_member
+from cogs.common import artist_choices, can_manage, remember_channel, song_choices
 from cogs.confirm import ask
-
-
-def can_manage(interaction: discord.Interaction) -> bool:
-    """True for members with the Manage Server permission."""
-    perms = interaction.permissions
-    return bool(perms and (perms.manage_guild or perms.administrator))
 
 
 class Manage(commands.Cog):
@@ -37,16 +32,25 @@ class Manage(commands.Cog):
     @app_commands.describe(
         artist=command_text("cmd.forget.artist.description"),
         song=command_text("cmd.forget.song.description"),
+        me=command_text("cmd.forget.me.description"),
     )
     @app_commands.guild_only()
     async def forget(
-        self, interaction: discord.Interaction, artist: str | None = None, song: int | None = None
+        self,
+        interaction: discord.Interaction,
+        artist: str | None = None,
+        song: int | None = None,
+        me: bool = False,
     ) -> None:
         """Managers may forget anything; members only songs they taught themselves. A whole
-        artist is forgotten only after a confirmation (buttons only the asker can press)."""
-        if (artist is None) == (song is None):
+        artist, or everything a member taught (`me`), goes only after a confirmation (buttons
+        only the asker can press)."""
+        if sum((artist is not None, song is not None, me)) != 1:
             raise MimiError(Msg("forget.one_of"), code="usage")
         guild, user = interaction.guild_id, interaction.user.id
+        if me:
+            await self._forget_me(interaction)
+            return
         if song is not None:
             stored = await self.bot.mimi.store.song(guild, song)
             if not can_manage(interaction) and stored.taught_by != user:
@@ -75,6 +79,24 @@ class Manage(commands.Cog):
 
         question = say(locale, "forget.confirm_artist", artist=songs[0].artist, n=len(songs))
         await ask(interaction, question, forget_all)
+
+    async def _forget_me(self, interaction: discord.Interaction) -> None:
+        """Everything this member taught here (and the guesses they asked), once confirmed."""
+        guild, user, locale = interaction.guild_id, interaction.user.id, lang(interaction)
+        songs = await self.bot.mimi.store.songs_taught_by(guild, user)
+        if not songs:
+            await forget_member(self.bot.mimi, guild, user)  # their guesses, if any
+            await interaction.response.send_message(say(locale, "forget.me_none"), ephemeral=True)
+            return
+
+        async def forget_all() -> str:
+            removed = await forget_member(self.bot.mimi, guild, user)
+            if removed:
+                remember_channel(interaction)
+                self.bot.training.request(guild, "forget")
+            return say(locale, "forget.me_done", n=len(removed))
+
+        await ask(interaction, say(locale, "forget.confirm_me", n=len(songs)), forget_all)
 
     forget.autocomplete("artist")(artist_choices)
     forget.autocomplete("song")(song_choices)

@@ -44,6 +44,12 @@ def model_text(locale: str, model: dict) -> str:
     )  # fmt: skip
     if model["forgotten_songs"]:
         text += "\n" + i18n.t(locale, "stats.predates_forget", n=model["forgotten_songs"])
+    feedback = model.get("feedback") or {}
+    if feedback.get("confirmed") or feedback.get("corrected"):
+        text += "\n" + i18n.t(
+            locale, "stats.feedback", n=feedback["confirmed"] + feedback["corrected"],
+            right=feedback["confirmed"], fixed=feedback["corrected"],
+        )  # fmt: skip
     return text
 
 

@@ -25,6 +25,59 @@ from cogs.common import (
 EXTRA = range(2, 11)  # song2 … song10: up to ten songs in one /teach
 
 
+async def teach_uploads(
+    bot, interaction: discord.Interaction, name: str, uploads: list[discord.Attachment]
+) -> None:
+    """Check everything cheap first, then defer, and read the songs one by one (the reply
+    says which it is reading), each within the quotas; then say what was learned. The same
+    for /teach and "Teach mimi this song…"."""
+    limit = upload_limit(interaction)
+    for upload in uploads:
+        check_size(upload, limit)
+    await bot.mimi.check_quota(interaction.guild_id, name)
+    await defer_public(interaction)
+    lines, learned, locale = [], 0, lang(interaction)
+    for i, upload in enumerate(uploads, 1):
+        file = shown_filename(upload.filename, escape=False)
+        if len(uploads) > 1:
+            reading = say(locale, "teach.reading", i=str(i), n=len(uploads), file=file)
+            await interaction.edit_original_response(content="\n".join([*lines, reading]))
+        try:
+            await bot.mimi.check_quota(interaction.guild_id, name)  # per song
+            stored = await _teach_one(bot, interaction, name, upload, limit[0])
+        except MimiError as err:
+            if len(uploads) == 1 and not isinstance(err, DuplicateSong):
+                raise
+            lines.append(f"• {shown_filename(upload.filename)}: {err.text(locale, safe)}")
+            continue
+        learned += 1
+        lines.append("• " + say(
+            locale, "teach.learned", artist=stored.artist, file=file,
+            length=Seconds(stored.duration_s), n=stored.clips, id=str(stored.id),
+        ))  # fmt: skip
+    if learned:
+        remember_channel(interaction)
+        bot.training.request(interaction.guild_id, "teach")
+        lines.append(say(locale, "teach.scheduled"))
+    if len(uploads) > 1:
+        await interaction.edit_original_response(content="\n".join(lines)[:2000])
+    else:
+        await interaction.followup.send("\n".join(lines)[:2000])
+
+
+async def _teach_one(
+    bot, interaction: discord.Interaction, name: str, upload: discord.Attachment, limit: int
+) -> Song:
+    """Download one attachment and teach it (a full or read-only disk: StorageError)."""
+    data = bot.settings.data_dir
+    with data_writes(data):  # the download itself may hit a full or read-only disk
+        async with downloaded(upload, data / "tmp", max_bytes=limit) as path:
+            return await bot.mimi.teach(
+                interaction.guild_id, name, path, taught_by=interaction.user.id,
+                filename=upload.filename,
+            )  # fmt: skip
+
+
 class Teach(commands.Cog):
     """Teaching songs."""
 
@@ -54,55 +107,10 @@ class Teach(commands.Cog):
         song9: discord.Attachment | None = None,
         song10: discord.Attachment | None = None,
     ) -> None:
-        """Check everything cheap first, then defer, and read the songs one by one (the reply
-        says which it is reading), each within the quotas; then say what was learned."""
-        name = display_name(artist)
+        """Teach every attached song (see `teach_uploads`)."""
         uploads = [a for a in (song, song2, song3, song4, song5, song6, song7, song8, song9,
                                song10) if a is not None]  # fmt: skip
-        limit = upload_limit(interaction)
-        for upload in uploads:
-            check_size(upload, limit)
-        await self.bot.mimi.check_quota(interaction.guild_id, name)
-        await defer_public(interaction)
-        lines, learned, locale = [], 0, lang(interaction)
-        for i, upload in enumerate(uploads, 1):
-            file = shown_filename(upload.filename, escape=False)
-            if len(uploads) > 1:
-                reading = say(locale, "teach.reading", i=str(i), n=len(uploads), file=file)
-                await interaction.edit_original_response(content="\n".join([*lines, reading]))
-            try:
-                await self.bot.mimi.check_quota(interaction.guild_id, name)  # per song
-                stored = await self._teach_one(interaction, name, upload, limit[0])
-            except MimiError as err:
-                if len(uploads) == 1 and not isinstance(err, DuplicateSong):
-                    raise
-                lines.append(f"• {shown_filename(upload.filename)}: {err.text(locale, safe)}")
-                continue
-            learned += 1
-            lines.append("• " + say(
-                locale, "teach.learned", artist=stored.artist, file=file,
-                length=Seconds(stored.duration_s), n=stored.clips, id=str(stored.id),
-            ))  # fmt: skip
-        if learned:
-            remember_channel(interaction)
-            self.bot.training.request(interaction.guild_id, "teach")
-            lines.append(say(locale, "teach.scheduled"))
-        if len(uploads) > 1:
-            await interaction.edit_original_response(content="\n".join(lines)[:2000])
-        else:
-            await interaction.followup.send("\n".join(lines)[:2000])
-
-    async def _teach_one(
-        self, interaction: discord.Interaction, name: str, upload: discord.Attachment, limit: int
-    ) -> Song:
-        """Download one attachment and teach it (a full or read-only disk: StorageError)."""
-        data = self.bot.settings.data_dir
-        with data_writes(data):  # the download itself may hit a full or read-only disk
-            async with downloaded(upload, data / "tmp", max_bytes=limit) as path:
-                return await self.bot.mimi.teach(
-                    interaction.guild_id, name, path, taught_by=interaction.user.id,
-                    filename=upload.filename,
-                )  # fmt: skip
+        await teach_uploads(self.bot, interaction, display_name(artist), uploads)
 
     teach.autocomplete("artist")(artist_choices)
 

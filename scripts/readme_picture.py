@@ -1,4 +1,5 @@
-"""Draw the README gallery from real replies: /guess and /stats in English and in Japanese.
+"""Draw the README gallery from real replies: /guess and /stats in English and in Japanese, and
+the answer to Apps → Who's this artist? on a member's message.
 
 Usage: python scripts/readme_picture.py [--devset ../devset] [--out docs/gallery]
 Teaches 3 songs each of 4 dev-set composers through the real bot (in an English server by their
@@ -69,6 +70,15 @@ async def capture(devset: Path) -> dict[str, tuple[dict, bytes]]:
                     replies[f"guess-{lang}"] = (reply.embeds[0], reply.files[0][1])
                     reply = await (await standin.invoke(guild, "stats", locale=locale)).final(120)
                     replies[f"stats-{lang}"] = (reply.embeds[0], reply.files[0][1])
+                att = standin.add_file(clip.name, clip.read_bytes(), "audio/ogg")
+                posted = await standin.post(EN, "what is this one?", files=[att])
+                menu = await standin.use_message_command(posted, "Who's this artist?")
+                reply = await menu.final(120)
+                heard = reply.content.split(" from ")[0].replace("\\", "")  # (markdown)
+                embed = dict(reply.embeds[0], content=heard,
+                             buttons=[c["label"] for row in reply.components
+                                      for c in row["components"]])  # fmt: skip
+                replies["menu-en"] = (embed, reply.files[0][1])
     return replies
 
 
@@ -90,15 +100,28 @@ def layout(embed: dict, png: bytes, command: str) -> np.ndarray:
     picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     lines = _lines(embed)
     width = picture.shape[1] + 160
-    height = 120 + sum(px + 16 for _, px, _, _ in lines) + picture.shape[0] + 90
+    top = 72 + (PX + 20 if embed.get("content") else 0)
+    bottom = 90 + (PX + 50 if embed.get("buttons") else 0)
+    height = top + 48 + sum(px + 16 for _, px, _, _ in lines) + picture.shape[0] + bottom
     img = np.full((height, width, 3), BG, np.uint8)
     cv2.circle(img, (50, 50), 28, BLURPLE, -1, cv2.LINE_AA)
     text.draw(img, "耳", 36, 62, 28, TEXT, bold=True)
     text.draw(img, "mimi", 96, 46, PX, TEXT, bold=True)
-    text.draw(img, f"APP · /{command}", 96 + text.width("mimi", PX, True) + 20, 46, SMALL, MUTED)
-    x0, y = 96, 72
-    cv2.rectangle(img, (x0, y), (width - 24, height - 20), EMBED_BG, -1)
-    cv2.rectangle(img, (x0, y), (x0 + 6, height - 20), BLURPLE, -1)
+    used = command if command[0].isupper() else f"/{command}"
+    text.draw(img, f"APP · {used}", 96 + text.width("mimi", PX, True) + 20, 46, SMALL, MUTED)
+    x0, y = 96, top
+    if embed.get("content"):
+        text.draw(img, embed["content"] + " ↗", x0, 72 + PX, PX, TEXT)
+    end = height - 20 - (PX + 50 if embed.get("buttons") else 0)
+    cv2.rectangle(img, (x0, y), (width - 24, end), EMBED_BG, -1)
+    cv2.rectangle(img, (x0, y), (x0 + 6, end), BLURPLE, -1)
+    bx = x0
+    for label in embed.get("buttons", []):
+        label = label.replace("✅", "✓")  # (Discord draws its own emoji; no colour font here)
+        w = text.width(label, SMALL) + 48
+        cv2.rectangle(img, (bx, end + 20), (bx + w, end + 20 + PX + 24), (76, 72, 70), -1)
+        text.draw(img, label, bx + 24, end + 20 + PX + 6, SMALL, TEXT)
+        bx += w + 16
     y += 24
     for line, px, colour, bold in lines:
         y += px + 16
@@ -106,7 +129,7 @@ def layout(embed: dict, png: bytes, command: str) -> np.ndarray:
     y += 24
     img[y : y + picture.shape[0], x0 + 28 : x0 + 28 + picture.shape[1]] = picture
     footer = embed.get("footer", {}).get("text", "")
-    text.draw(img, footer, x0 + 28, height - 44, SMALL, MUTED)
+    text.draw(img, footer, x0 + 28, end - 24, SMALL, MUTED)
     return img
 
 
@@ -127,7 +150,8 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_PNG_COMPRESSION, 9]
     for name, (embed, png) in replies.items():
-        img = layout(embed, png, name.split("-")[0])
+        command = {"menu": "Who's this artist?"}.get(name.split("-")[0], name.split("-")[0])
+        img = layout(embed, png, command)
         cv2.imwrite(str(args.out / f"{name}.png"), img, params)
         if args.small:
             picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)

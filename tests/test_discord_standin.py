@@ -267,3 +267,74 @@ async def test_deferred_then_edit_original(standin: DiscordStandIn, bot: EchoBot
     assert second.files == [("report.txt", b"report")] and second.id == first.id
     assert extra.content == "public extra" and not extra.ephemeral and extra.id != first.id
     assert (await inter.final()) is first
+
+
+class ListeningBot(EchoBot):
+    """EchoBot that also asks for GUILD_MESSAGES (and MESSAGE_CONTENT when `content`)."""
+
+    def __init__(self, *, content: bool = False) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = intents.guild_messages = True
+        intents.message_content = content
+        commands.Bot.__init__(
+            self, command_prefix=commands.when_mentioned, intents=intents, help_command=None,
+            guild_ready_timeout=0.1,
+        )  # fmt: skip
+        self.seen: list[discord.Message] = []
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.seen.append(message)
+
+
+@pytest.mark.parametrize("content", [False, True])
+async def test_message_content_is_hidden_without_the_intent_unless_mentioned(
+    standin: DiscordStandIn, content: bool
+) -> None:
+    """As Discord documents: without MESSAGE_CONTENT a bot gets a member's message with empty
+    content and attachments unless it mentions the bot (the replied-to message too)."""
+    listener = ListeningBot(content=content)
+    async with running_bot(standin, listener):
+        song = standin.add_file("song.ogg", PAYLOAD, "audio/ogg")
+        plain = await standin.post(GUILD, "hello", files=[song])
+        await standin.post(GUILD, "look", mention_bot=True, files=[song],
+                           reply_to=int(plain["id"]))  # fmt: skip
+        for _ in range(100):
+            if len(listener.seen) == 2:
+                break
+            await asyncio.sleep(0.02)
+        first, second = listener.seen
+        assert second.content.startswith(f"<@{standin.bot_user_id}>") and second.attachments
+        replied = second.reference.resolved
+        if content:
+            assert first.content == "hello" and first.attachments and replied.attachments
+        else:
+            assert first.content == "" and not first.attachments
+            assert replied.content == "" and not replied.attachments
+
+
+async def test_modals_and_menus_follow_discords_rules(standin: DiscordStandIn, bot: EchoBot):
+    """A message menu (synced, free-text name) opens a modal; a modal cannot answer that
+    modal's submit: 400, as Discord answers."""
+
+    class Ask(discord.ui.Modal, title="Ask"):
+        answer = discord.ui.TextInput(label="Answer", custom_id="answer")
+
+        async def on_submit(self, interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(Ask())  # not allowed by Discord
+
+    async def open_modal(interaction: discord.Interaction, message: discord.Message) -> None:
+        await interaction.response.send_modal(Ask())
+
+    menu = app_commands.ContextMenu(name="Open a form", callback=open_modal)
+    bot.tree.add_command(menu)
+    await bot.tree.sync()
+    posted = await standin.post(GUILD, "x")
+    opened = await standin.use_message_command(posted, "Open a form")
+    assert (await opened.deferred()).type == 9
+    submitted = await standin.submit(opened, {"answer": "yes"})
+    for _ in range(100):
+        if any(r.status == 400 and "/callback" in r.path for r in standin.requests):
+            break
+        await asyncio.sleep(0.02)
+    assert submitted.response is None  # the modal-on-modal was refused
+    assert any(r.status == 400 and "/callback" in r.path for r in standin.requests)

@@ -360,6 +360,8 @@ async def test_sync_commands_registers_every_command(env, frontend_weights: Path
     )
     names = await sync_commands(settings, HOME)
     assert sorted(names) == [
+        "Teach mimi this song…",  # the two message menus (Apps → …)
+        "Who's this artist?",
         "artist",
         "artists",
         "forget",

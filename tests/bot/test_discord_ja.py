@@ -78,6 +78,7 @@ async def test_commands_are_registered_in_japanese(env) -> None:
     commands = {c["name"]: c for c in standin.registered_commands}
     assert set(commands) == {
         "artist", "artists", "forget", "guess", "help", "retrain", "songs", "stats", "teach",
+        "Who's this artist?", "Teach mimi this song…",
     }  # fmt: skip
     assert commands["guess"]["name_localizations"]["ja"] == "当てる"
     assert commands["teach"]["description_localizations"]["ja"] == "アーティストの曲を教える"
@@ -152,11 +153,16 @@ async def test_member_language_wins_over_the_server(env, files) -> None:
 @pytest.mark.parametrize("locale", ["en-US", "ja"])
 async def test_help_lists_every_command_with_an_example(env, locale: str) -> None:
     """/help answers privately: an introduction, then one embed per group, each command under
-    the name the member's Discord shows, with what it does and an example."""
+    the name the member's Discord shows, with what it does and an example; last, the menus,
+    mentions and corrections."""
     standin, bot = env
     reply = await (await standin.invoke(EN, "help", locale=locale)).final(30)
-    assert reply.ephemeral and len(reply.embeds) == 5
-    fields = [f for e in reply.embeds[1:] for f in e["fields"]]
+    assert reply.ephemeral and len(reply.embeds) == 6
+    fields = [f for e in reply.embeds[1:-1] for f in e["fields"]]
+    chat = [f["name"] for f in reply.embeds[-1]["fields"]]
+    menus = ("このアーティストは？", "この曲をmimiに教える…") if locale == "ja" else (
+        "Who's this artist?", "Teach mimi this song…")  # fmt: skip
+    assert chat[:3] == [*menus, "@mimi"] and "✏️" in chat[3]
     names = [f["name"].split(" (")[0].split("（")[0] for f in fields]
     if locale == "ja":
         assert "/教える" in names and "/アーティスト 名前変更" in names and "/当てる" in names

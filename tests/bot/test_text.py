@@ -96,3 +96,14 @@ def test_without_fonts_it_says_so_and_still_draws(monkeypatch, tmp_path) -> None
     finally:
         for cached in (text._index, text.chain):
             cached.cache_clear()
+
+
+@pytest.mark.skipif(not text.chain(False), reason="no fonts installed")
+def test_emoji_variation_selectors_draw_no_box() -> None:
+    """The pencil with variation selector 16 (as in the correction button) draws exactly like
+    the bare pencil: the selector joins the pencil's run instead of drawing a box."""
+    assert [run for run, _ in text.runs("✏️ It was…")] == ["✏️", " It was…"]
+    plain, selected = (np.full((80, 200, 3), BG, np.uint8) for _ in range(2))
+    text.draw(plain, "✏ x", 10, 50, 40, TEXT)
+    text.draw(selected, "✏️ x", 10, 50, 40, TEXT)
+    assert np.array_equal(plain, selected)

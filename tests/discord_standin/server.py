@@ -30,6 +30,7 @@ from urllib.parse import quote
 from aiohttp import WSMsgType, web
 
 from . import payloads as P
+from .members import MemberActions
 
 log = logging.getLogger("discord_standin")
 
@@ -242,15 +243,30 @@ def _check_command(cmd: JSON, sub: bool = False) -> None:
     for locale, name in names.items():
         if locale is not None and locale not in _LOCALES:
             raise bad(f"unknown locale {locale!r}")
-        if not _COMMAND_NAME.match(name) or name != name.lower():
+        if not sub and int(cmd.get("type", 1)) in (2, 3):  # user/message menus: free text
+            if not 1 <= len(name) <= 32:
+                raise bad(f"name {name!r} ({locale or 'default'})")
+        elif not _COMMAND_NAME.match(name) or name != name.lower():
             raise bad(f"name {name!r} ({locale or 'default'})")
     for locale, text in descriptions.items():
         if locale is not None and locale not in _LOCALES:
             raise bad(f"unknown locale {locale!r}")
         if (sub or int(cmd.get("type", 1)) == 1) and not 1 <= len(text) <= 100:
             raise bad(f"description of {cmd.get('name')!r} ({locale or 'default'})")
+        if not sub and int(cmd.get("type", 1)) in (2, 3) and text:
+            raise bad(f"a context menu has no description ({cmd.get('name')!r})")
     for option in cmd.get("options") or []:
         _check_command(option, sub=True)
+
+
+def _check_modal(inter: Interaction, modal: JSON) -> None:
+    """400, as Discord answers, for a modal it would not show."""
+    if int(inter.payload["type"]) not in (2, 3):  # only commands and components open modals
+        raise _HTTPError(400, "Cannot send a modal in response to this interaction", 50035)
+    if not modal.get("custom_id") or not 1 <= len(modal.get("title") or "") <= 45:
+        raise _HTTPError(400, "Invalid Form Body (modal custom_id/title)", 50035)
+    if not 1 <= len(modal.get("components") or []) <= 5:
+        raise _HTTPError(400, "Invalid Form Body (modal components)", 50035)
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -266,7 +282,7 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 
-class DiscordStandIn:
+class DiscordStandIn(MemberActions):
     """Loopback Discord: REST (``api_base``), gateway (``gateway_url``) and CDN on one port."""
 
     def __init__(
@@ -392,8 +408,9 @@ class DiscordStandIn:
             locale=locale,
         )
         self._guilds[guild_id] = guild
-        if self._ready_sent and self._ws is not None:
-            self._spawn(self._dispatch("GUILD_CREATE", self._guild_create(guild)))
+        if self._ready_sent and self._ws is not None:  # a join: no "unavailable" field
+            joined = {k: v for k, v in self._guild_create(guild).items() if k != "unavailable"}
+            self._spawn(self._dispatch("GUILD_CREATE", joined))
 
     def default_channel_id(self, guild_id: int) -> int:
         """The id of the guild's text channel (where invoke() runs by default)."""
@@ -1138,6 +1155,8 @@ class DiscordStandIn:
         data = body.get("data")
         flags = int((data or {}).get("flags") or 0)
         ephemeral = bool(flags & EPHEMERAL)
+        if rtype == MODAL:
+            _check_modal(inter, data or {})
         inter.response = Response(rtype, data, now, ephemeral, files=list(rec.files))
         resource: JSON = {"type": rtype}
         if rtype == CHANNEL_MESSAGE:
@@ -1274,6 +1293,11 @@ class DiscordStandIn:
     async def _channel_post(self, rec: Request, channel_id: str) -> web.Response:
         guild, _ = self._find_channel(int(channel_id))
         payload = rec.json or {}
+        reference = payload.get("message_reference")
+        if reference:  # a reply: the message must exist in this channel
+            target = self._channel_messages.get(int(reference.get("message_id") or 0))
+            if target is None or target["channel_id"] != channel_id:
+                raise _HTTPError(400, "Invalid Form Body (Unknown message)", 50035)
         obj = P.message(
             P.snowflake(),
             int(channel_id),
@@ -1285,6 +1309,9 @@ class DiscordStandIn:
             components=payload.get("components"),
             flags=int(payload.get("flags") or 0),
         )
+        if reference:
+            obj["type"], obj["message_reference"] = 19, reference
+            obj["referenced_message"] = self._channel_messages[int(reference["message_id"])]
         self._channel_messages[int(obj["id"])] = obj
         self._record("channel", obj, payload)
         return _json(obj)
@@ -1296,7 +1323,7 @@ class DiscordStandIn:
         return obj
 
     async def _channel_get(self, rec: Request, channel_id: str, message_id: str) -> web.Response:
-        return _json(self._channel_message(channel_id, message_id))
+        return _json(self.visible(self._channel_message(channel_id, message_id)))
 
     async def _channel_edit(self, rec: Request, channel_id: str, message_id: str) -> web.Response:
         obj = self._channel_message(channel_id, message_id)
