@@ -2,7 +2,8 @@
 
 Usage: python bench/bot_latency.py [--runs N] [--json]
 Times INTERACTION_CREATE -> defer and -> followup for a 4-minute MP3 at 1, 5 and 20 concurrent
-requests (p50/p95/p99), and the bot process's memory.
+requests (p50/p95/p99), the same clip asked the other ways (Apps → Who's this artist?, an
+@mention, and a correction that teaches it), and the bot process's memory.
 """
 
 from __future__ import annotations
@@ -83,11 +84,42 @@ async def bench(runs: int) -> dict:
                         "followup_ms": {q: pct(answers, q) for q in (50, 95, 99)},
                         "followup_median_s": round(statistics.median(answers), 3),
                     }
+                results["ways_median_s"] = await ways(standin, att, max(3, runs // 4))
                 rss, peak = proc_memory_mib(os.getpid()) or (0.0, 0.0)
                 results["main_process_rss_mb"] = round(rss, 1)
                 results["main_process_peak_rss_mb"] = round(peak, 1)
                 results["max_event_loop_stall_ms"] = round(bot.max_stall_s * 1000, 1)
     return results
+
+
+async def ways(standin: DiscordStandIn, att, runs: int) -> dict[str, float]:
+    """Median seconds from the member's action to mimi's answer, one at a time, per way of
+    asking: /guess, the message menu, a mention, and "It was…" → an artist (teaching the clip)."""
+    times: dict[str, list[float]] = {"slash": [], "menu": [], "mention": [], "correction": []}
+    for i in range(runs):
+        user = 500 + i
+        slash = await standin.invoke(GUILD, "guess", {"clip": att}, user_id=user)
+        reply = await slash.final(timeout=300)
+        times["slash"].append(slash.answer_latency)
+        posted = await standin.post(GUILD, files=[att], user_id=user)
+        menu = await standin.use_message_command(posted, "Who's this artist?", user_id=user)
+        await menu.final(timeout=300)
+        times["menu"].append(menu.answer_latency)
+        start = asyncio.get_running_loop().time()
+        mention = await standin.post(GUILD, files=[att], mention_bot=True, user_id=user)
+        await standin.wait_for_message(
+            lambda m, mid=int(mention["id"]): m in standin.channel_replies(mid), timeout=300
+        )
+        times["mention"].append(asyncio.get_running_loop().time() - start)
+        if i == 0:  # one correction: the clip becomes a song (a second would be a duplicate)
+            fix = next(c["custom_id"] for row in reply.components for c in row["components"]
+                       if c["custom_id"].startswith("mimi:fix:"))  # fmt: skip
+            picker = await (await standin.press(reply, fix, user_id=user)).final(timeout=60)
+            select = picker.components[0]["components"][0]["custom_id"]
+            chosen = await standin.press(reply, select, values=["Chime"], user_id=user)
+            await chosen.followups(2, timeout=300)
+            times["correction"].append(chosen.messages[-1].at - chosen.created)
+    return {way: round(statistics.median(v), 3) for way, v in times.items() if v}
 
 
 def main() -> int:
