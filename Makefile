@@ -14,10 +14,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint
+	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh browser
 	MIMI_WHEEL_CACHE=.cache/wheels $(BIN)/python -m pytest
 
+# Without DISCORD_TOKEN (in .env or the environment) this opens the local playground.
 run: setup
-	$(BIN)/mimi run
+	$(BIN)/mimi run --playground
 
 bench: setup
 	@test -d $(DEVSET) || bash ../shared/bench/make_devset.sh $(DEVSET)

@@ -84,7 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--guild", type=_guild, required=True, help="the server whose data goes")
     cli_model.add_commands(sub, common, guild)
-    sub.add_parser("run", parents=[common], help="start the Discord bot")
+    p = sub.add_parser("run", parents=[common], help="start the Discord bot")
+    p.add_argument(
+        "--playground", action="store_true",
+        help="without DISCORD_TOKEN, open the local playground instead of stopping (make run)",
+    )  # fmt: skip
+    p = sub.add_parser(
+        "playground", parents=[common], help="try mimi in the browser, without Discord"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    p.add_argument("--port", type=int, default=8765, help="port of the page (0: any free one)")
     cli_backup.add_commands(sub, common)
     sub.add_parser(
         "health", parents=[common], help="check the running bot, its workers and the database"
@@ -227,6 +236,15 @@ async def _purge(args: argparse.Namespace, mimi: Mimi) -> int:
     return EXIT_OK
 
 
+def _playground(args: argparse.Namespace, why: str) -> int:
+    """The local playground, on its own data dir (./playground-data unless --data-dir)."""
+    from bot.playground import DEFAULT_DATA_DIR, DEFAULT_PORT, run
+
+    settings = Settings.load(data_dir=args.data_dir or DEFAULT_DATA_DIR)
+    host, port = getattr(args, "host", "127.0.0.1"), getattr(args, "port", DEFAULT_PORT)
+    return run(settings, host, port, why=why)
+
+
 def _run(settings: Settings) -> int:
     from bot.runner import NO_TOKEN, run_bot, wait_for_token
 
@@ -363,8 +381,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "playground":
+            return _playground(args, "")
         settings = Settings.load(data_dir=args.data_dir)
         if args.command == "run":
+            if args.playground and not settings.discord_token:
+                why = (" — DISCORD_TOKEN is not set, so this is the local playground; to run on "
+                       "Discord, put the token in .env and run `make run` again")  # fmt: skip
+                return _playground(args, why)
             return _run(settings)
         if args.command in cli_backup.HANDLERS:
             return cli_backup.HANDLERS[args.command](args, settings, _emit)

@@ -21,6 +21,10 @@ steps:
   package   mimi itself, pip install --no-deps (needs deps first)
   weights   fetch the pinned musicnn wheel, convert it (Keras .weights.h5 + ONNX), unless present
 
+test-only step (never run by default; `make test` runs it):
+  browser   headless Chromium for the playground's browser test: Debian's chromium and
+            chromium-driver (as root); else that test is skipped
+
 options:
   --system       install into $PYTHON itself instead of the virtualenv $VENV
   --editable     install the package editable (the default)
@@ -43,7 +47,7 @@ for arg in "$@"; do
     --system) system=1 ;;
     --editable) editable=1 ;;
     --no-editable) editable=0 ;;
-    ffmpeg | fonts | deps | package | weights) steps+=("$arg") ;;
+    ffmpeg | fonts | deps | package | weights | browser) steps+=("$arg") ;;
     *) die "unknown option or step: $arg (see scripts/setup.sh --help)" ;;
   esac
 done
@@ -161,6 +165,22 @@ step_package() {
     [ -e build ] && had_build=1
     install_package .  # a copy: always reinstalled, since the source may have changed
     [ "$had_build" = 1 ] || rm -rf build  # setuptools' scratch folder
+  fi
+}
+
+step_browser() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing headless Chromium from Debian (chromium chromium-driver) for the browser test"
+    if ! { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install \
+        -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }; then
+      log "could not install chromium: the playground's browser test will be skipped"
+    fi
+  else
+    log "no root for apt-get: the playground's browser test is skipped until chromium and"
+    log "chromium-driver are installed (sudo apt-get install chromium chromium-driver)"
   fi
 }
 

@@ -128,8 +128,11 @@ def healthcheck() -> tuple[dict[str, str], list[str]]:
 
 
 def test_setup_help_lists_every_step() -> None:
-    """`bash scripts/setup.sh --help` succeeds and lists ffmpeg, deps, package and weights."""
+    """`bash scripts/setup.sh --help` succeeds and lists ffmpeg, deps, package and weights, and
+    apart from them the test-only browser step (which the image never runs)."""
     assert setup_steps() == ["ffmpeg", "fonts", "deps", "package", "weights"]
+    test_only = setup_help().split("\ntest-only step", 1)[1]
+    assert "\n  browser " in test_only
     assert "--system" in setup_help() and "--no-editable" in setup_help()
 
 

@@ -14,9 +14,9 @@ import pytest_asyncio
 
 from bot.client import MimiBot
 from bot.config import Settings
+from bot.discord_local.members import GUILD_MESSAGES, MESSAGE_CONTENT
 from tests.audio_factory import encode
 from tests.discord_standin import DiscordStandIn, running_bot
-from tests.discord_standin.members import GUILD_MESSAGES, MESSAGE_CONTENT
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 GUILD, LEAVING = 7201, 7202

@@ -1,6 +1,7 @@
-"""A loopback Discord (REST + gateway + CDN) for end-to-end tests of the real discord.py client."""
+"""The loopback Discord the end-to-end tests drive the real discord.py client against (it lives
+in `bot/discord_local`, because `mimi playground` runs the bot against it too)."""
 
-from .server import (
+from bot.discord_local import (
     Attachment,
     DiscordStandIn,
     Interaction,

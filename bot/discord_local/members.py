@@ -33,6 +33,7 @@ class MemberActions:
         _channel_messages: dict[int, JSON]
         identify_payloads: list[JSON]
         bot_user_id: int
+        usernames: dict[int, str]
 
         async def _dispatch(self, event: str, data: JSON, timeout: float = 20) -> None: ...
         async def _create(self, payload: JSON) -> Interaction: ...
@@ -75,7 +76,7 @@ class MemberActions:
         MESSAGE_CREATE if its intents ask for it. The message as stored."""
         guild = self._guilds[guild_id]
         channel = channel_id or guild.channel_id
-        author = P.user(user_id)
+        author = P.user(user_id, username=self.usernames.get(user_id))
         guild.members.setdefault(user_id, P.member(author))
         if mention_bot:
             content = f"<@{self.bot_user_id}> {content}".strip()

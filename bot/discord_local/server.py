@@ -319,6 +319,7 @@ class DiscordStandIn(MemberActions):
         self.messages: list[Message] = []
         self.interactions: list[Interaction] = []
         self._commands: dict[int | None, list[JSON]] = {}  # None = global
+        self.usernames: dict[int, str] = {}  # user id -> username (default "user<id>")
 
         self._guilds: dict[int, _Guild] = {}
         self._files: dict[int, Attachment] = {}
@@ -590,7 +591,7 @@ class DiscordStandIn(MemberActions):
         locale: str,
     ) -> JSON:
         """An INTERACTION_CREATE body of type ``kind`` by ``user_id`` in ``channel``."""
-        user = P.user(user_id)
+        user = P.user(user_id, username=self.usernames.get(user_id))
         guild.members.setdefault(user_id, P.member(user))
         member = P.member(user, permissions=permissions)
         return {
