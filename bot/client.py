@@ -22,6 +22,7 @@ from bot.errors import MimiError
 from bot.health import HEARTBEAT_EVERY_S, heartbeat_path, write_heartbeat
 from bot.inference import InferenceService, audio_pool
 from bot.privacy import PurgeSchedule
+from bot.replies import send_error
 from bot.service import Mimi
 from bot.training import TrainingService
 
@@ -271,27 +272,3 @@ class MimiBot(commands.Bot):
             log.exception("interaction %s failed", interaction.id, exc_info=original)
             message = i18n.t(locale, "error.unexpected")
         await send_error(interaction, message, view=view)
-
-
-async def defer_public(interaction: discord.Interaction) -> None:
-    """Defer with a public "thinking…", remembering it so an error can still be private."""
-    interaction.extras["public_defer"] = True
-    await interaction.response.defer(thinking=True)
-
-
-async def send_error(
-    interaction: discord.Interaction, message: str, *, view: discord.ui.View | None = None
-) -> None:
-    """Answer with `message` (and `view`) only the user can see, whatever state the
-    interaction is in."""
-    extra = {} if view is None else {"view": view}
-    try:
-        if not interaction.response.is_done():
-            await interaction.response.send_message(message, ephemeral=True, **extra)
-            return
-        if interaction.extras.get("public_defer"):
-            with contextlib.suppress(discord.HTTPException):  # hide the public placeholder
-                await interaction.delete_original_response()
-        await interaction.followup.send(message, ephemeral=True, **extra)
-    except discord.HTTPException:
-        log.warning("could not deliver an error to interaction %s", interaction.id)

@@ -28,7 +28,7 @@ from bot.forgetting import (
 from bot.i18n import Msg
 from bot.ingest import IngestConfig, check_upload, file_sha256, ingest_file, song_cache
 from bot.jobs import TrainJob
-from bot.names import display_name, name_key
+from bot.names import clean_filename, display_name, name_key
 from bot.owner import owner_alive, process_token
 from bot.store import ArtistSummary, NewSong, Song, Store, duplicate_error
 from model_store.predict import summarise
@@ -141,7 +141,7 @@ class Mimi:
             new = NewSong(
                 audio_sha256=ingested.audio_sha256,
                 file_sha256=ingested.file_sha256,
-                filename=_clean_filename(filename or path.name),
+                filename=clean_filename(filename or path.name),
                 format=ingested.format,
                 duration_s=round(ingested.seconds, 3),
                 clips=ingested.clips,
@@ -374,9 +374,3 @@ def import_plan(folder: Path) -> list[tuple[str, Path]]:
             if not hidden and not path.is_dir():
                 plan.append((artist_dir.name, path))
     return plan
-
-
-def _clean_filename(name: str) -> str:
-    """The base name of an upload, printable and at most 200 characters."""
-    base = Path(name.replace("\\", "/")).name
-    return "".join(ch for ch in base if ch.isprintable())[:200] or "upload"

@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import defer_public
 from bot.discord_i18n import command_text, guild_lang, lang, safe, say
 from bot.errors import MimiError
 from bot.i18n import Msg, Seconds, join
 from bot.names import MAX_NAME_LENGTH, display_name
+from bot.replies import defer_public
 from cogs.common import (
     audio_attachments,
     check_size,
@@ -24,6 +25,9 @@ from cogs.common import (
 )
 from cogs.guess import answer_clip
 from cogs.teach import teach_uploads
+
+if TYPE_CHECKING:
+    from bot.client import MimiBot
 
 log = logging.getLogger(__name__)
 MAX_CLIPS = 3  # audio attachments guessed from one message
@@ -39,7 +43,9 @@ def no_audio() -> MimiError:
 class TeachModal(discord.ui.Modal):
     """The artist's name for "Teach mimi this song…" (existing artists suggested)."""
 
-    def __init__(self, bot, uploads: list[discord.Attachment], locale: str, names: list[str]):
+    def __init__(
+        self, bot: MimiBot, uploads: list[discord.Attachment], locale: str, names: list[str]
+    ) -> None:
         super().__init__(title=say(locale, "menu.teach_title")[:45], custom_id="mimi:teach")
         self.bot, self.uploads = bot, uploads
         hint = join(locale, names[:SUGGESTED]) if names else say(locale, "modal.artist_new")
@@ -63,7 +69,7 @@ class TeachModal(discord.ui.Modal):
 class Chat(commands.Cog):
     """Context menus and mentions."""
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
         guilds = app_commands.AppCommandContext(guild=True)
         self.who = app_commands.ContextMenu(
@@ -185,6 +191,6 @@ class Chat(commands.Cog):
             log.warning("cannot reply to message %s: %s", message.id, err)
 
 
-async def setup(bot) -> None:
+async def setup(bot: MimiBot) -> None:
     """Register the cog."""
     await bot.add_cog(Chat(bot))

@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.discord_i18n import safe
 from bot.errors import MimiError
 from bot.i18n import Msg, Size
+from bot.names import clean_filename
 from bot.owner import process_token
 
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
@@ -95,9 +96,7 @@ def cooldown(setting: str):
 def shown_filename(name: str, limit: int = 100, *, escape: bool = True) -> str:
     """An uploader-chosen file name fit for a reply: base name, printable, cut, inert (unless
     `escape` is False: a message parameter is escaped when it is rendered)."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    text = "".join(ch for ch in base if ch.isprintable()) or "upload"
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    text = clean_filename(name, limit, ellipsis=True)
     return safe(text) if escape else text
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import discord
 from discord.ext import commands
@@ -18,6 +18,9 @@ from bot.i18n import Msg
 from bot.names import MAX_NAME_LENGTH, display_name
 from bot.store_people import GuessRecord
 from cogs.common import Upload, can_manage, downloaded, remember_channel
+
+if TYPE_CHECKING:
+    from bot.client import MimiBot
 
 log = logging.getLogger(__name__)
 NEW = "\u0000new"  # the select's "someone new…" value (no artist name can contain NUL)
@@ -237,7 +240,7 @@ class NewArtist(discord.ui.Modal):
 class Feedback(commands.Cog):
     """Registers the persistent buttons."""
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
 
     async def cog_load(self) -> None:
@@ -249,6 +252,6 @@ class Feedback(commands.Cog):
         self.bot.remove_dynamic_items(RightButton, FixButton)
 
 
-async def setup(bot) -> None:
+async def setup(bot: MimiBot) -> None:
     """Register the cog."""
     await bot.add_cog(Feedback(bot))

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import i18n
-from bot.client import defer_public
 from bot.discord_i18n import command_text, lang, safe
 from bot.errors import data_writes
 from bot.render import artist_colours
 from bot.render_guess import guess_png, view_of
+from bot.replies import defer_public
 from cogs.common import check_size, cooldown, downloaded, shown_filename, upload_limit
 from cogs.feedback import feedback_view
+
+if TYPE_CHECKING:
+    from bot.client import MimiBot
 
 BAR = 12  # characters in a confidence bar
 ALT_TEXT_LIMIT = 1024  # Discord's attachment description limit
@@ -81,7 +85,7 @@ class Answer:
 
 
 async def answer_clip(
-    bot, guild_id: int, user_id: int, clip: discord.Attachment, locale: str,
+    bot: MimiBot, guild_id: int, user_id: int, clip: discord.Attachment, locale: str,
     limit: tuple[int, str], *, picture: str = "guess.png",
 ) -> Answer:  # fmt: skip
     """Download, guess in the warm worker, render, and remember the guess for feedback (the
@@ -109,7 +113,7 @@ async def answer_clip(
 class Guess(commands.Cog):
     """Guessing clips."""
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
 
     @app_commands.command(name="guess", description=command_text("cmd.guess.description"))
@@ -139,6 +143,6 @@ class Guess(commands.Cog):
         )
 
 
-async def setup(bot) -> None:
+async def setup(bot: MimiBot) -> None:
     """Register the cog."""
     await bot.add_cog(Guess(bot))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import i18n
 from bot.discord_i18n import command_text, lang
+
+if TYPE_CHECKING:
+    from bot.client import MimiBot
 
 # (group, commands as qualified names); the order of the help.
 GROUPS = (
@@ -64,7 +69,7 @@ def help_embeds(locale: str) -> list[discord.Embed]:
 class Help(commands.Cog):
     """Finding your way."""
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
 
     @app_commands.command(name="help", description=command_text("cmd.help.description"))
@@ -75,6 +80,6 @@ class Help(commands.Cog):
         )
 
 
-async def setup(bot) -> None:
+async def setup(bot: MimiBot) -> None:
     """Register the cog."""
     await bot.add_cog(Help(bot))

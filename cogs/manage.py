@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -14,6 +16,9 @@ from bot.privacy import forget_member
 from cogs.common import artist_choices, can_manage, remember_channel, song_choices
 from cogs.confirm import ask
 
+if TYPE_CHECKING:
+    from bot.client import MimiBot
+
 
 class Manage(commands.Cog):
     """Forgetting, retraining and renaming."""
@@ -25,7 +30,7 @@ class Manage(commands.Cog):
         default_permissions=discord.Permissions(manage_guild=True),
     )
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
 
     @app_commands.command(name="forget", description=command_text("cmd.forget.description"))
@@ -153,6 +158,6 @@ class Manage(commands.Cog):
     rename.autocomplete("old")(artist_choices)
 
 
-async def setup(bot) -> None:
+async def setup(bot: MimiBot) -> None:
     """Register the cog."""
     await bot.add_cog(Manage(bot))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -13,6 +14,9 @@ from bot import i18n
 from bot.discord_i18n import command_text, lang, safe, say
 from bot.store import Song
 from cogs.common import artist_choices
+
+if TYPE_CHECKING:
+    from bot.client import MimiBot
 
 PAGE = 10  # songs per page
 PAGER_TIMEOUT_S = 300.0
@@ -83,7 +87,7 @@ class Pager(discord.ui.View):
 class Songs(commands.Cog):
     """Listing songs."""
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
 
     @app_commands.command(name="songs", description=command_text("cmd.songs.description"))
@@ -101,6 +105,6 @@ class Songs(commands.Cog):
     songs.autocomplete("artist")(artist_choices)
 
 
-async def setup(bot) -> None:
+async def setup(bot: MimiBot) -> None:
     """Register the cog."""
     await bot.add_cog(Songs(bot))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import discord
 from babel.dates import format_date
@@ -15,6 +16,9 @@ from bot import i18n
 from bot.discord_i18n import command_text, lang, safe, say
 from bot.render import artist_colours
 from bot.render_stats import StatsView, square, stats_png
+
+if TYPE_CHECKING:
+    from bot.client import MimiBot
 
 
 def training_line(locale: str, status) -> str:
@@ -67,7 +71,7 @@ def stats_picture(locale: str, model: dict, order: list[str]) -> discord.File:
 class Stats(commands.Cog):
     """Looking at what was taught and how well it works."""
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
 
     @app_commands.command(name="stats", description=command_text("cmd.stats.description"))
@@ -138,6 +142,6 @@ class Stats(commands.Cog):
         await interaction.response.send_message(text[:2000])
 
 
-async def setup(bot) -> None:
+async def setup(bot: MimiBot) -> None:
     """Register the cog."""
     await bot.add_cog(Stats(bot))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
@@ -11,6 +12,9 @@ from discord.ext import commands
 from bot import i18n
 from bot.discord_i18n import guild_lang, safe
 from bot.training import TrainingEvent
+
+if TYPE_CHECKING:
+    from bot.client import MimiBot
 
 log = logging.getLogger(__name__)
 EDIT_EVERY_S = 2.0  # at most one progress edit per this many seconds
@@ -43,7 +47,7 @@ def failed_text(locale: str, event: TrainingEvent, serving: bool) -> str:
 class Status(commands.Cog):
     """Posts and edits training status messages in the channel that asked for the retrain."""
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
         self.messages: dict[int, discord.Message] = {}
         self.last_edit: dict[int, float] = {}
@@ -90,6 +94,6 @@ class Status(commands.Cog):
             self.messages.pop(guild_id, None)
 
 
-async def setup(bot) -> None:
+async def setup(bot: MimiBot) -> None:
     """Register the cog."""
     await bot.add_cog(Status(bot))

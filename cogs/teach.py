@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import defer_public
 from bot.discord_i18n import command_text, lang, safe, say
 from bot.errors import DuplicateSong, MimiError, data_writes
 from bot.i18n import Seconds
 from bot.names import MAX_NAME_LENGTH, display_name
+from bot.replies import defer_public
 from bot.store import Song
 from cogs.common import (
     artist_choices,
@@ -22,11 +24,14 @@ from cogs.common import (
     upload_limit,
 )
 
+if TYPE_CHECKING:
+    from bot.client import MimiBot
+
 EXTRA = range(2, 11)  # song2 … song10: up to ten songs in one /teach
 
 
 async def teach_uploads(
-    bot, interaction: discord.Interaction, name: str, uploads: list[discord.Attachment]
+    bot: MimiBot, interaction: discord.Interaction, name: str, uploads: list[discord.Attachment]
 ) -> None:
     """Check everything cheap first, then defer, and read the songs one by one (the reply
     says which it is reading), each within the quotas; then say what was learned. The same
@@ -66,7 +71,11 @@ async def teach_uploads(
 
 
 async def _teach_one(
-    bot, interaction: discord.Interaction, name: str, upload: discord.Attachment, limit: int
+    bot: MimiBot,
+    interaction: discord.Interaction,
+    name: str,
+    upload: discord.Attachment,
+    limit: int,
 ) -> Song:
     """Download one attachment and teach it (a full or read-only disk: StorageError)."""
     data = bot.settings.data_dir
@@ -81,7 +90,7 @@ async def _teach_one(
 class Teach(commands.Cog):
     """Teaching songs."""
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
 
     @app_commands.command(name="teach", description=command_text("cmd.teach.description"))
@@ -115,6 +124,6 @@ class Teach(commands.Cog):
     teach.autocomplete("artist")(artist_choices)
 
 
-async def setup(bot) -> None:
+async def setup(bot: MimiBot) -> None:
     """Register the cog."""
     await bot.add_cog(Teach(bot))

@@ -24,3 +24,14 @@ def test_unusable_names_are_refused(bad: str) -> None:
     """Empty, invisible-only and over-long names get a clear InvalidName."""
     with pytest.raises(InvalidName):
         name_key(bad)
+
+
+def test_file_names_are_cleaned_once_for_storage_and_replies() -> None:
+    """One cleaner: base name, printable only, cut at the limit (with "…" where shown), and
+    "upload" when nothing printable is left."""
+    from bot.names import clean_filename
+
+    assert clean_filename("C:\\music\\dir/../song\x07.mp3") == "song.mp3"
+    assert clean_filename("x" * 250) == "x" * 200
+    assert clean_filename("y" * 150, 100, ellipsis=True) == "y" * 99 + "…"
+    assert clean_filename("\x00\x01") == "upload" and clean_filename("dir/") == "dir"
