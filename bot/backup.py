@@ -33,6 +33,7 @@ from bot.cache import AUDIO_FILE, EMBEDDING, SongCache
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.store import Song
+from model_store.durable import fsync_path
 from model_store.registry import (
     CURRENT_FILE,
     META_FILE,
@@ -176,8 +177,7 @@ def _target(out: Path) -> Path:
 def _publish(tmp: Path, target: Path) -> None:
     """fsync `tmp`, then give it its final name, never replacing a file that appeared there."""
     exists = MimiError(f"{target} already exists; a backup never overwrites a file.")
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
+    fsync_path(tmp)
     try:
         os.link(tmp, target)  # atomic, and fails if the name exists
     except FileExistsError:
@@ -186,9 +186,7 @@ def _publish(tmp: Path, target: Path) -> None:
         if target.exists():
             raise exists from None
         os.replace(tmp, target)
-    fd = os.open(target.parent, os.O_RDONLY)  # make the new name durable
-    os.fsync(fd)
-    os.close(fd)
+    fsync_path(target.parent)  # make the new name durable
 
 
 async def create_backup(settings: Settings, out: Path) -> dict:

@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.errors import MimiError
 from bot.owner import owner_alive, process_token
 from bot.store import Store
+from model_store.durable import atomic_write
 
 FORMAT, FORMAT_VERSION = "mimi-backup", 1
 MANIFEST, DB_MEMBER = "manifest.json", "mimi.sqlite3"
@@ -176,12 +177,7 @@ def _roll_back(folder: Path, stage: Path, aside: Path) -> None:
 
 def _phase(aside: Path, phase: str) -> None:
     """Record how far `swap_in` got, durably, before its next step."""
-    tmp = aside / f"{PHASE_FILE}.tmp"
-    with tmp.open("w") as f:
-        f.write(phase)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, aside / PHASE_FILE)
+    atomic_write(aside / PHASE_FILE, lambda tmp: tmp.write_text(phase))
 
 
 def swap_in(folder: Path, stage: Path, aside: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import operator
-import os
 import re
 import shutil
 from collections.abc import Callable, Iterable
@@ -15,6 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from model_store import features
+from model_store.durable import atomic_write
 
 AUDIO_FILE = "audio.flac"
 _SONG_KEY = re.compile(r"[0-9a-f]{64}")  # an audio sha256: the only song key
@@ -57,18 +57,6 @@ def stages_with_embeddings(weights: Path, threads: int = 1) -> dict[str, Stage]:
 
     version = f"f{features.FEATURE_VERSION}m{features.FRONTEND_VERSION}"
     return {**DEFAULT_STAGES, EMBEDDING: Stage(EMBEDDING, version, LOGMEL.name, compute)}
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through `write(tmp)` beside `path`, fsync, then rename over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.cache import EMBEDDING, LOGMEL, SongCache, atomic_write, stages_with_embeddings
+from bot.cache import EMBEDDING, LOGMEL, SongCache, stages_with_embeddings
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.i18n import Msg
 from bot.ingest import IngestConfig
 from model_store import features
+from model_store.durable import atomic_write
 from model_store.head import HEAD_FILE, HeadConfig, HeadWeights, SongEmbeddings
 from model_store.openset import REFERENCE_FILE, Reference, best_matches
 from model_store.registry import ModelMeta, ModelRegistry

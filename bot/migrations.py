@@ -125,4 +125,30 @@ MIGRATIONS: tuple[str, ...] = (
         scheduled_at TEXT NOT NULL
     )
     """,
+    # 4: schema and code agree: the `models` table that nothing used goes (each model version's
+    # meta.json in the model store is its record), and a run is running, succeeded or failed
+    # (never "queued": a waiting training has no run yet).
+    """
+    DROP TABLE models;
+    CREATE TABLE training_runs_v4 (
+        id INTEGER PRIMARY KEY,
+        guild_id INTEGER NOT NULL REFERENCES guilds (id) ON DELETE CASCADE,
+        status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+        reason TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        model_version INTEGER,
+        error TEXT,
+        metrics TEXT,
+        owner TEXT
+    );
+    INSERT INTO training_runs_v4 (id, guild_id, status, reason, started_at, finished_at,
+                                  model_version, error, metrics, owner)
+        SELECT id, guild_id, CASE status WHEN 'queued' THEN 'failed' ELSE status END, reason,
+               started_at, finished_at, model_version, error, metrics, owner
+        FROM training_runs;
+    DROP TABLE training_runs;
+    ALTER TABLE training_runs_v4 RENAME TO training_runs;
+    CREATE INDEX runs_by_guild ON training_runs (guild_id, id)
+    """,
 )

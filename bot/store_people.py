@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from bot.store import Song
 
 GUESS_URL_KEEP = timedelta(hours=23)  # Discord's signed attachment URLs last about a day
-GUILD_TABLES = ("guesses", "training_runs", "clips", "songs", "artists", "models")
+GUILD_TABLES = ("guesses", "training_runs", "clips", "songs", "artists")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bot.errors import MimiError, NotFound
 from model_store import features
+from model_store.durable import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,6 @@ def _frontend_version() -> int:
     return features.FRONTEND_VERSION
 
 
-def _fsync(path: Path) -> None:
-    """fsync a file, or a folder's entries (POSIX only for folders)."""
-    if os.name == "posix" or not path.is_dir():
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _pid_alive(pid: int) -> bool:
     """Whether a process with this id may still run (always assumed so off POSIX)."""
     if os.name != "posix" or pid == os.getpid():
@@ -187,7 +178,7 @@ class ModelRegistry:
                 (tmp / META_FILE).write_text(json.dumps(meta.to_dict(), indent=2), "utf-8")
                 for dirpath, _, names in os.walk(tmp, topdown=False):
                     for path in [*(Path(dirpath) / n for n in names), Path(dirpath)]:
-                        _fsync(path)
+                        fsync_path(path)
                 try:
                     os.rename(tmp, self.folder(guild_id, version))  # atomic publish
                     break
@@ -316,11 +307,11 @@ class ModelRegistry:
         tmp = gdir / f".{CURRENT_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
             tmp.write_text(f"{version}\n", "utf-8")
-            _fsync(tmp)
+            fsync_path(tmp)
             os.replace(tmp, gdir / CURRENT_FILE)
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync(gdir)
+        fsync_path(gdir)
 
     def _clean_temp(self, gdir: Path) -> None:
         """Remove temp folders left by publishers that died (their pid no longer runs)."""

@@ -40,7 +40,8 @@ async def test_migrations_set_user_version_and_wal(tmp_path: Path) -> None:
     con = sqlite3.connect(tmp_path / "db.sqlite3")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"guilds", "artists", "songs", "clips", "models", "training_runs"} <= tables
+    assert {"guilds", "artists", "songs", "clips", "training_runs", "guesses", "purges"} <= tables
+    assert "models" not in tables  # migration 4: nothing used it
     con.close()
     again = await Store.open(tmp_path / "db.sqlite3")  # re-opening applies nothing twice
     assert await again.schema_version() == len(MIGRATIONS)
@@ -133,3 +134,33 @@ async def test_training_runs_are_recorded(store: Store) -> None:
     ]
     assert runs[1]["metrics"] == {"song_accuracy": 0.9}
     assert await store.runs(2) == []
+
+
+async def test_migration_4_keeps_runs_and_drops_the_unused_models_table(tmp_path: Path) -> None:
+    """A v3 database keeps its training runs through migration 4 (a never-set 'queued' row
+    reads 'failed'), loses the `models` table, and refuses 'queued' from then on."""
+    path = tmp_path / "v3.sqlite3"
+    con = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        con.executescript(script)
+    con.execute("PRAGMA user_version = 3")
+    con.execute("INSERT INTO guilds (id, created_at) VALUES (5, 'x')")
+    con.executemany(
+        "INSERT INTO training_runs (guild_id, status, reason, owner) VALUES (5, ?, 'teach', 'o')",
+        [("succeeded",), ("queued",)],
+    )
+    con.commit()
+    con.close()
+    store = await Store.open(path)
+    try:
+        assert await store.schema_version() == len(MIGRATIONS)
+        rows = await store._all("SELECT status, reason, owner FROM training_runs ORDER BY id")
+        assert rows == [("succeeded", "teach", "o"), ("failed", "teach", "o")]
+        names = {n for (n,) in await store._all("SELECT name FROM sqlite_master")}
+        assert "models" not in names and "runs_by_guild" in names
+        with pytest.raises(sqlite3.IntegrityError):
+            await store._all(
+                "INSERT INTO training_runs (guild_id, status, reason) VALUES (5, 'queued', 'r')"
+            )
+    finally:
+        await store.close()
