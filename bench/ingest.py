@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.audio import DecodeLimits, decode, find_ffmpeg  # noqa: E402
-from bot.ingest import IngestConfig, ingest_file, usable_clips  # noqa: E402
+from bot.ingest import IngestConfig, ingest_file  # noqa: E402
 from model_store import features  # noqa: E402
+from model_store.features import usable_clips  # noqa: E402
 
 LIMITS = DecodeLimits(max_bytes=1 << 30, max_seconds=3600, min_seconds=10, timeout_s=300)
 

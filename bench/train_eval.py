@@ -100,8 +100,9 @@ def retrain_seconds(songs: list[EvalSong], n: int = 50, runs: int = 3) -> float:
 
 def guess_latency(songs: list[EvalSong], weights: Path, runs: int = 5) -> dict:
     """Warm end-to-end guess of a 4-minute MP3: decode, mel, sampled windows, head."""
+    from bot.guess_job import GuessConfig, guess_file
     from bot.ingest import IngestConfig
-    from bot.jobs import MODEL_FILE, GuessConfig, guess_file
+    from bot.train_job import MODEL_FILE
     from model_store.openset import REFERENCE_FILE
     from model_store.registry import ModelRegistry
 

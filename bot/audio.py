@@ -10,6 +10,7 @@ import re
 import resource
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.errors import AudioRejected
+from bot.errors import AudioRejected, data_writes
 from bot.i18n import Msg, Seconds, Size
-from bot.sniff import DEMUXERS, require_regular, sniff
+from bot.sniff import DEMUXERS, open_regular, require_regular, sniff
 from model_store.features import SAMPLE_RATE, SILENCE_DBFS, rms_dbfs
 
 log = logging.getLogger(__name__)
@@ -285,13 +286,36 @@ def _run_ffmpeg(path: Path, fmt: str, limits: DecodeLimits, ffmpeg: str):
     return pcm, proc.returncode, timed_out, watcher
 
 
-def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
-    """Validate and decode the file at `path`, or raise AudioRejected with a specific reason."""
-    size = require_regular(path).st_size  # before any open: a FIFO or /dev/zero never ends
+def _check_size(size: int, limits: DecodeLimits) -> None:
+    """Refuse an upload larger than the limit, saying both sizes."""
     if size > limits.max_bytes:
         raise AudioRejected(
             Msg("audio.too_big", size=Size(size), limit=Size(limits.max_bytes)), code="too_big"
         )
+
+
+def read_upload(path: Path, limits: DecodeLimits) -> bytes:
+    """An upload's bytes, for a worker (a regular file within the size limit, or refused)."""
+    _check_size(require_regular(path).st_size, limits)
+    with open_regular(path) as f:  # (a file grown since the stat is cut at the limit + 1)
+        data = f.read(limits.max_bytes + 1)
+    _check_size(len(data), limits)
+    return data
+
+
+def decode_bytes(data: bytes, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
+    """`decode` for an upload handed over as bytes (through a private file of this worker)."""
+    _check_size(len(data), limits)
+    with tempfile.TemporaryDirectory(prefix="mimi-decode-") as tmp:
+        path = Path(tmp) / "upload"
+        with data_writes():  # this machine's disk is full: say so, not "unreadable file"
+            path.write_bytes(data)
+        return decode(path, limits, ffmpeg)
+
+
+def decode(path: Path, limits: DecodeLimits, ffmpeg: str = "") -> Decoded:
+    """Validate and decode the file at `path`, or raise AudioRejected with a specific reason."""
+    _check_size(require_regular(path).st_size, limits)  # before any open: FIFOs never end
     fmt = sniff(path)
     exe = find_ffmpeg(ffmpeg)
     ffprobe = find_ffprobe(exe)

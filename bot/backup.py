@@ -29,7 +29,7 @@ from bot.backup_files import (
     opened,
     sweep_partials,
 )
-from bot.cache import AUDIO_FILE, EMBEDDING, SongCache
+from bot.cache import AUDIO_FILE, SongCache
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.store import Song
@@ -42,6 +42,7 @@ from model_store.registry import (
     version_dir_name,
     version_of,
 )
+from model_store.stages import EMBEDDING
 
 COMPOSE_BACKUPS = Path("/backups")  # where docker-compose.yml mounts ./backups
 

@@ -7,7 +7,6 @@ import operator
 import re
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,48 +14,11 @@ import soundfile as sf
 
 from model_store import features
 from model_store.durable import atomic_write
+from model_store.stages import DEFAULT_STAGES, Stage
 
 AUDIO_FILE = "audio.flac"
 _SONG_KEY = re.compile(r"[0-9a-f]{64}")  # an audio sha256: the only song key
 CLAIM_PREFIX = ".writing-"  # + the owner token of the process that will record the song
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A cached array computed from the stage before it (`upstream`; "audio" is the root)."""
-
-    name: str
-    version: str
-    upstream: str
-    compute: Callable[[np.ndarray], np.ndarray]
-
-    @property
-    def filename(self) -> str:
-        """The file name holding this stage's current version."""
-        return f"{self.name}.v{self.version}.npy"
-
-
-def _logmel_from_audio(samples: np.ndarray) -> np.ndarray:
-    """The log-mel stage: int16 audio -> (frames, mels) in the cached precision."""
-    return features.log_mel(samples.astype(np.float32) / 32768.0).astype(features.MEL_DTYPE)
-
-
-LOGMEL = Stage("logmel", str(features.FEATURE_VERSION), "audio", _logmel_from_audio)
-DEFAULT_STAGES: dict[str, Stage] = {LOGMEL.name: LOGMEL}
-EMBEDDING = "embedding"
-
-
-def stages_with_embeddings(weights: Path, threads: int = 1) -> dict[str, Stage]:
-    """The log-mel stage plus musicnn patch embeddings from the front-end set up beside
-    `weights` (its ONNX export), run with `threads` threads."""
-
-    def compute(mel: np.ndarray) -> np.ndarray:
-        from model_store.embed import embed_mel, frontend
-
-        return embed_mel(frontend(weights, threads), mel.astype(np.float32))
-
-    version = f"f{features.FEATURE_VERSION}m{features.FRONTEND_VERSION}"
-    return {**DEFAULT_STAGES, EMBEDDING: Stage(EMBEDDING, version, LOGMEL.name, compute)}
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -127,6 +89,13 @@ class SongCache:
         array = spec.compute(self.get(guild_id, key, spec.upstream))
         self.put(guild_id, key, stage, array)
         return array
+
+    def cached(self, guild_id: int, key: str, stage: str) -> np.ndarray | None:
+        """A stage's current array if it is on disk and readable, else None (nothing computed)."""
+        try:
+            return np.load(self.song_dir(guild_id, key) / self.stages[stage].filename)
+        except (FileNotFoundError, ValueError, EOFError):
+            return None
 
     def has(self, guild_id: int, key: str, stage: str) -> bool:
         """True if the stage's current version is on disk for this song."""

@@ -15,9 +15,8 @@ from bot import cli_backup, cli_model
 from bot.config import Settings, SettingsError, parse_guild_id
 from bot.errors import AudioRejected, DuplicateSong, MimiError, read_error
 from bot.ingest import check_setup
-from bot.service import Mimi, import_plan
+from bot.service import Mimi, Song, import_plan
 from bot.sniff import open_regular
-from bot.store import Song
 from model_store import quiet_tensorflow_import
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -236,25 +235,6 @@ async def _purge(args: argparse.Namespace, mimi: Mimi) -> int:
     return EXIT_OK
 
 
-def _playground(args: argparse.Namespace, why: str) -> int:
-    """The local playground, on its own data dir (./playground-data unless --data-dir)."""
-    from bot.playground import DEFAULT_DATA_DIR, DEFAULT_PORT, run
-
-    settings = Settings.load(data_dir=args.data_dir or DEFAULT_DATA_DIR)
-    host, port = getattr(args, "host", "127.0.0.1"), getattr(args, "port", DEFAULT_PORT)
-    return run(settings, host, port, why=why)
-
-
-def _run(settings: Settings) -> int:
-    from bot.runner import NO_TOKEN, run_bot, wait_for_token
-
-    if not settings.discord_token:
-        if settings.wait_for_token:  # Docker: stay up (unhealthy) and say why, no restart loop
-            return wait_for_token(settings)
-        raise MimiError(NO_TOKEN)
-    return run_bot(settings)  # (TensorFlow loads only in the training worker, on demand)
-
-
 def _health(args: argparse.Namespace, settings: Settings) -> int:
     from bot.health import check
 
@@ -312,8 +292,7 @@ def _preflight(args: argparse.Namespace, settings: Settings) -> bool:
 async def _songs_by_guild(mimi: Mimi) -> dict[int, int]:
     """Song count of every server that has songs."""
     return {
-        guild: sum(a.songs for a in await mimi.store.artists(guild))
-        for guild in await mimi.store.guild_ids()
+        guild: sum(a.songs for a in await mimi.artists(guild)) for guild in await mimi.guild_ids()
     }
 
 
@@ -382,14 +361,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "playground":
-            return _playground(args, "")
+            from bot.playground import playground_from_cli
+
+            return playground_from_cli(args.data_dir, args.host, args.port)
         settings = Settings.load(data_dir=args.data_dir)
         if args.command == "run":
             if args.playground and not settings.discord_token:
                 why = (" — DISCORD_TOKEN is not set, so this is the local playground; to run on "
                        "Discord, put the token in .env and run `make run` again")  # fmt: skip
-                return _playground(args, why)
-            return _run(settings)
+                from bot.playground import playground_from_cli
+
+                return playground_from_cli(args.data_dir, why=why)
+            from bot.runner import serve
+
+            return serve(settings)
         if args.command in cli_backup.HANDLERS:
             return cli_backup.HANDLERS[args.command](args, settings, _emit)
         if args.command == "health":

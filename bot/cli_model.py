@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot import i18n
 from bot.errors import MimiError
-from bot.owner import process_token
 from bot.service import Mimi
 
 Emit = Callable[[argparse.Namespace, dict, list[str]], None]
@@ -44,8 +44,8 @@ def add_commands(sub, common, guild) -> None:
 
 
 def _pct(value: float | None) -> str:
-    """A percentage, or 'n/a'."""
-    return "n/a" if value is None else f"{value:.0%}"
+    """A percentage as everywhere in mimi (i18n.percent), or 'n/a'."""
+    return "n/a" if value is None else i18n.percent("en", value)
 
 
 def _num(value: float | None) -> str:
@@ -56,13 +56,13 @@ def _num(value: float | None) -> str:
 def _progress(epoch: int, total: int, accuracy: float | None) -> None:
     """Show training progress on stderr when it is a terminal."""
     if sys.stderr.isatty():
-        acc = "" if accuracy is None else f", validation accuracy {accuracy:.0%}"
+        acc = "" if accuracy is None else f", validation accuracy {_pct(accuracy)}"
         print(f"\repoch {epoch}/{total}{acc}   ", end="", file=sys.stderr, flush=True)
 
 
 async def train(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
     """Train now (blocking), record the run and publish a version."""
-    from bot.jobs import train_job
+    from bot.train_job import train_job
 
     job = await mimi.training_job(args.guild, args.model)
 
@@ -70,18 +70,18 @@ async def train(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
         def put(self, item: tuple) -> None:
             _progress(*item[1:])
 
-    run = await mimi.store.start_run(args.guild, "cli", process_token())
+    run = await mimi.start_run(args.guild, "cli")
     try:
         meta = await asyncio.to_thread(train_job, job, Sink())
     except BaseException as err:
         message = err.message if isinstance(err, MimiError) else f"{type(err).__name__}: {err}"
-        await mimi.store.finish_run(args.guild, run, error=message)
+        await mimi.finish_run(args.guild, run, error=message)
         raise
     finally:
         if sys.stderr.isatty():
             print(file=sys.stderr)
     m = meta["metrics"]
-    await mimi.store.finish_run(args.guild, run, model_version=meta["version"], metrics=m)
+    await mimi.finish_run(args.guild, run, model_version=meta["version"], metrics=m)
     from model_store.train import song_count_note
 
     lines = [
@@ -109,7 +109,8 @@ async def guess(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
 
         view = view_of(result, args.file.name)
         args.png.write_bytes(guess_png(mel, view, artist_colours(order)))
-    lines = [f"{i}. {t['artist']}  {t['probability']:.0%}" for i, t in enumerate(result["top"], 1)]
+    top = enumerate(result["top"], 1)
+    lines = [f"{i}. {t['artist']}  {_pct(t['probability'])}" for i, t in top]
     if result.get("unknown"):
         lines.insert(
             0,
@@ -159,7 +160,7 @@ async def stats(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
                 model["version"],
                 model["trained_at"][:10],
             )
-            order = await mimi.store.artist_order(args.guild)
+            order = await mimi.artist_order(args.guild)
             args.png.write_bytes(stats_png(view, artist_colours(order)))
     emit(args, data, lines)
     return 0

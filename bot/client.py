@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import time
+from typing import Any
 
 import discord
 import yarl
@@ -19,11 +20,12 @@ from bot import i18n
 from bot.config import Settings
 from bot.discord_i18n import Translator, lang, safe
 from bot.errors import MimiError
+from bot.executors import Backend, LocalBackend, backend_for
 from bot.health import HEARTBEAT_EVERY_S, heartbeat_path, write_heartbeat
 from bot.inference import InferenceService, audio_pool
 from bot.privacy import PurgeSchedule
 from bot.replies import send_error
-from bot.service import Mimi
+from bot.service import GuildChanged, Mimi
 from bot.training import TrainingService
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class MimiBot(commands.Bot):
         *,
         guild_ready_timeout: float = 2.0,
         heartbeat_every_s: float = HEARTBEAT_EVERY_S,
+        **client_options: Any,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
@@ -71,8 +74,11 @@ class MimiBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
+            **client_options,
         )
         self.settings = settings
+        # Where compute runs: spawned processes here, or a Dask cluster (MIMI_DASK_SCHEDULER).
+        self.backend: Backend = LocalBackend()
         # One pool reads uploads and answers guesses: both need the same front-end.
         self.audio_pool = audio_pool(settings)
         self.mimi: Mimi
@@ -80,7 +86,6 @@ class MimiBot(commands.Bot):
         self.inference: InferenceService
         self._stall_task: asyncio.Task | None = None
         self.max_stall_s = 0.0
-        self.status_channels: dict[int, int] = {}  # guild -> channel for training news
         self.cooldowns: dict[str, dict] = {}  # setting -> (guild, user) -> Cooldown
         self.purges: PurgeSchedule
         self._housekeeping_task: asyncio.Task | None = None
@@ -97,11 +102,15 @@ class MimiBot(commands.Bot):
         """Open the store and the worker pools, then load every cog."""
         from bot import text
 
+        if self.settings.dask_scheduler:  # connected here, off the event loop
+            self.backend = await asyncio.to_thread(backend_for, self.settings)
+            self.audio_pool = audio_pool(self.settings, self.backend)
         self.audio_pool.start()
         if missing := await asyncio.to_thread(text.missing_fonts):  # said once, never fatal
             log.warning("%s", missing)
         self.mimi = await Mimi.open(self.settings, run=self.audio_pool.run)
-        self.training = TrainingService(self.settings, self.mimi.store)
+        self.training = TrainingService(self.settings, self.mimi.store, backend=self.backend)
+        self.mimi.subscribe(self._guild_changed)  # teach/forget/retrain -> a (debounced) training
         await self.training.start()
         await self.training.resume()
         self.inference = InferenceService(self.settings, self.audio_pool)
@@ -143,12 +152,17 @@ class MimiBot(commands.Bot):
             if service is not None:
                 await service.close()
         await self.audio_pool.close()
+        await asyncio.to_thread(self.backend.close)
         if hasattr(self, "mimi"):
             await self.mimi.close()
         await super().close()
 
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: mentions are answered by the chat cog's listener."""
+
+    def _guild_changed(self, event: GuildChanged) -> None:
+        """A server's songs changed: train it once it goes quiet (at once for a retrain)."""
+        self.training.request(event.guild_id, event.reason, quiet_s=event.quiet_s)
 
     async def _stop_training(self, guild_id: int) -> None:
         """Before a server's data goes: drop its queued training, wait out a running one."""
@@ -191,7 +205,7 @@ class MimiBot(commands.Bot):
     async def health_snapshot(self) -> dict:
         """Database, worker pools (healing any that died idle) and gateway, as one dict."""
         try:
-            await asyncio.wait_for(self.mimi.store.ping(), 10)
+            await asyncio.wait_for(self.mimi.ping(), 10)
             database: dict = {"ok": True}
         except Exception as err:  # the heartbeat reports it; `mimi health` fails on it
             database = {"ok": False, "error": str(err) or type(err).__name__}
@@ -272,3 +286,16 @@ class MimiBot(commands.Bot):
             log.exception("interaction %s failed", interaction.id, exc_info=original)
             message = i18n.t(locale, "error.unexpected")
         await send_error(interaction, message, view=view)
+
+
+class ShardedMimiBot(MimiBot, commands.AutoShardedBot):
+    """The same bot over several gateway shards (MIMI_SHARDS), for very many servers."""
+
+
+def make_bot(settings: Settings, **options: Any) -> MimiBot:
+    """The bot the settings ask for: one gateway connection, or AutoShardedBot with
+    MIMI_SHARDS shards (-1: as many as Discord recommends)."""
+    if settings.shards == 0:
+        return MimiBot(settings, **options)
+    count = None if settings.shards < 0 else settings.shards
+    return ShardedMimiBot(settings, shard_count=count, **options)

@@ -96,6 +96,11 @@ class Settings:
         default="cdn.discordapp.com,media.discordapp.net", metadata={"env": "MIMI_CDN_HOSTS"}
     )
     wait_for_token: bool = field(default=False, metadata={"env": "MIMI_WAIT_FOR_TOKEN"})
+    # A Dask scheduler (tcp://host:8786): reading, guessing and training run on its workers.
+    dask_scheduler: str = field(default="", metadata={"env": "MIMI_DASK_SCHEDULER"})
+    # Gateway shards: 0 = one connection (Bot); N > 0 = AutoShardedBot with N shards; -1 =
+    # AutoShardedBot with the count Discord recommends.
+    shards: int = field(default=0, metadata={"env": "MIMI_SHARDS"})
     # A server's data is deleted this long after mimi is removed from it (0: at once); adding
     # mimi back before then cancels the deletion.
     purge_after_days: float = field(default=30.0, metadata={"env": "MIMI_PURGE_AFTER_DAYS"})
@@ -154,6 +159,10 @@ class Settings:
         for name in ("train_quiet_s", "train_idle_s", "audio_idle_s", "purge_after_days"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{_env_name(name)} must not be negative")
+        if self.shards < -1:
+            raise SettingsError("MIMI_SHARDS must be -1 (Discord's count), 0 (none) or more")
+        if self.dask_scheduler and "://" not in self.dask_scheduler:
+            raise SettingsError("MIMI_DASK_SCHEDULER must be an address like tcp://host:8786")
         if not self.purge_check_s > 0:
             raise SettingsError("MIMI_PURGE_CHECK_S must be greater than 0")
         if self.clip_seconds > self.max_song_seconds:

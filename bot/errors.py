@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot import i18n
 from bot.i18n import Msg
+from model_store.errors import NO_MODEL_MESSAGE, ModelStoreError
 
 
 class MimiError(Exception):
@@ -65,6 +66,33 @@ class NotFound(MimiError):
     """An artist or song that this server does not have."""
 
     code = "not_found"
+
+
+class NoModel(MimiError):
+    """This server has no model to answer with (none yet, or withdrawn after forgets)."""
+
+    code = "no_model"
+
+    def __init__(self, message: str | Msg = NO_MODEL_MESSAGE) -> None:
+        super().__init__(message)
+
+
+def model_error(err: ModelStoreError) -> MimiError:
+    """The app's error for one of the ML layer's (same code and English text)."""
+    if err.code == NoModel.code:
+        return NoModel(err.message)
+    if err.code == NotFound.code:
+        return NotFound(err.message)
+    return MimiError(err.message, code=err.code)
+
+
+@contextlib.contextmanager
+def model_errors() -> Iterator[None]:
+    """The seam to model_store: its exceptions leave as MimiError with the same code."""
+    try:
+        yield
+    except ModelStoreError as err:
+        raise model_error(err) from err
 
 
 class InvalidName(MimiError):

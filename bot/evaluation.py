@@ -10,11 +10,11 @@ import numpy as np
 
 from bot.audio import DecodeLimits, decode
 from bot.errors import MimiError
-from bot.ingest import usable_clips
 from bot.service import import_plan
 from model_store import features
 from model_store.calibrate import reliability
 from model_store.evaluate import cross_validate, fewshot_splits, kfold_splits, open_set_validate
+from model_store.features import usable_clips
 
 MODELS = ("musicnn", "scratch", "melstats")
 

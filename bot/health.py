@@ -10,8 +10,8 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.migrations import MIGRATIONS
-from bot.owner import pid_alive
 from bot.store import Store
+from model_store.durable import pid_alive
 
 HEARTBEAT_FILE = "health.json"
 HEARTBEAT_EVERY_S = 15.0  # how often a running bot rewrites its heartbeat

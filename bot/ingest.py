@@ -1,4 +1,4 @@
-"""Turn one uploaded file into cached audio + features and a list of usable clips (worker-safe)."""
+"""Turn one upload into features and usable clips (in a worker, from bytes), then cache them."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.audio import DecodeLimits, decode
-from bot.cache import EMBEDDING, LOGMEL, SongCache, stages_with_embeddings
+from bot.audio import DecodeLimits, decode_bytes, read_upload
+from bot.cache import SongCache
 from bot.config import Settings
 from bot.errors import AudioRejected, MimiError
 from bot.i18n import Msg
 from bot.sniff import open_regular, require_regular
 from model_store import features
 from model_store.lean import frontend_model_path
+from model_store.stages import EMBEDDING, LOGMEL, stages_with_embeddings
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,40 @@ class IngestConfig:
             settings.ffmpeg,
             threads=settings.infer_threads,
         )
+
+    @property
+    def reading(self) -> ReadConfig:
+        """The part a worker needs (no paths on this machine's data disk)."""
+        return ReadConfig(
+            self.limits, self.clip_seconds, self.clip_hop_seconds, self.weights, self.ffmpeg,
+            self.threads,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReadConfig:
+    """What a worker needs to read an upload: limits, clip grid, the front-end (installed with
+    mimi on every worker), the decoder; plain data, picklable."""
+
+    limits: DecodeLimits
+    clip_seconds: float
+    clip_hop_seconds: float
+    weights: Path | None = None  # musicnn weights; None skips the embedding stage
+    ffmpeg: str = ""
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class SongFeatures:
+    """A decoded upload as a worker returns it: identity, length, clips and the arrays."""
+
+    audio_sha256: str
+    seconds: float
+    format: str
+    clips: tuple[tuple[float, float], ...]
+    samples: np.ndarray  # int16 mono at features.SAMPLE_RATE
+    mel: np.ndarray  # (frames, mels) in features.MEL_DTYPE
+    embedding: np.ndarray | None  # musicnn patch embeddings, or None without weights
 
 
 @dataclass(frozen=True)
@@ -98,21 +133,6 @@ def check_upload(path: Path, config: IngestConfig) -> None:
     require_regular(path)
 
 
-def usable_clips(
-    audio: np.ndarray, n_frames: int, clip_seconds: float, hop_seconds: float
-) -> tuple[tuple[float, float], ...]:
-    """(start, end) seconds of every whole clip whose level is above the silence floor."""
-    seconds_per_frame = features.HOP_LENGTH / features.SAMPLE_RATE
-    clip_samples = round(clip_seconds * features.SAMPLE_RATE)
-    out = []
-    for start_frame in features.clip_starts(n_frames, clip_seconds, hop_seconds):
-        start = start_frame * features.HOP_LENGTH
-        if features.rms_dbfs(audio[start : start + clip_samples]) >= features.SILENCE_DBFS:
-            begin = round(start_frame * seconds_per_frame, 4)
-            out.append((begin, round(begin + clip_seconds, 4)))
-    return tuple(out)
-
-
 def song_cache(config: IngestConfig) -> SongCache:
     """The song cache with every stage this configuration computes."""
     if config.weights is None:
@@ -121,24 +141,43 @@ def song_cache(config: IngestConfig) -> SongCache:
     return SongCache(config.cache_dir, stages, config.owner)
 
 
-def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:
-    """Decode, validate, store the audio copy and log-mel, and list the song's usable clips."""
-    decoded = decode(path, config.limits, config.ffmpeg)
-    key = hashlib.sha256(decoded.samples.tobytes()).hexdigest()
+def read_song(data: bytes, config: ReadConfig) -> SongFeatures:
+    """Worker job: decode an upload's bytes, validate it, compute its log-mel, usable clips
+    and (with weights) musicnn embeddings; plain data back, nothing written."""
+    decoded = decode_bytes(data, config.limits, config.ffmpeg)
     audio = decoded.as_float()
-    mel = features.log_mel(audio)
-    clips = usable_clips(audio, len(mel), config.clip_seconds, config.clip_hop_seconds)
+    mel = features.log_mel(audio).astype(features.MEL_DTYPE)
+    clips = features.usable_clips(audio, len(mel), config.clip_seconds, config.clip_hop_seconds)
     if not clips:
         raise AudioRejected(Msg("audio.all_quiet"), code="silent")
-    cache = song_cache(config)
+    embedding = None
+    if config.weights is not None:  # computed once, at teach time, from the cached precision
+        embedding = stages_with_embeddings(config.weights, config.threads)[EMBEDDING].compute(mel)
+    key = hashlib.sha256(decoded.samples.tobytes()).hexdigest()
+    samples = decoded.samples
+    return SongFeatures(key, decoded.seconds, decoded.format, clips, samples, mel, embedding)
+
+
+def store_song(cache: SongCache, guild_id: int, song: SongFeatures, data: bytes) -> Ingested:
+    """Write a read song's audio copy and feature stages to the cache (claimed by the cache's
+    owner until recorded); a folder this call created is removed again if a write fails."""
+    key = song.audio_sha256
     fresh = not cache.song_dir(guild_id, key).exists()
     try:
-        cache.save_audio(guild_id, key, decoded.samples)
-        cache.put(guild_id, key, LOGMEL.name, mel.astype(features.MEL_DTYPE))
-        if EMBEDDING in cache.stages:
-            cache.get(guild_id, key, EMBEDDING)  # computed once, at teach time
+        cache.save_audio(guild_id, key, song.samples)
+        cache.put(guild_id, key, LOGMEL.name, song.mel)
+        if song.embedding is not None and EMBEDDING in cache.stages:
+            cache.put(guild_id, key, EMBEDDING, song.embedding)
     except BaseException:
         if fresh:  # (a folder that existed before belongs to a stored song: keep it)
             cache.drop(guild_id, key)
         raise
-    return Ingested(key, file_sha256(path), decoded.seconds, decoded.format, clips)
+    file_key = hashlib.sha256(data).hexdigest()
+    return Ingested(key, file_key, song.seconds, song.format, song.clips)
+
+
+def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:
+    """Read, decode and cache one upload in this process (`read_song` + `store_song`)."""
+    data = read_upload(path, config.limits)
+    song = read_song(data, config.reading)
+    return store_song(song_cache(config), guild_id, song, data)

@@ -5,18 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
-def pid_alive(pid: object) -> bool:
-    """True if a process with this id exists (ours or another user's)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError) as err:
-        return isinstance(err, PermissionError)
-    return True
+from model_store.durable import pid_alive
 
 
 def _start_ticks(pid: int) -> str | None:

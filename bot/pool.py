@@ -4,33 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot import i18n
 from bot.errors import MimiError
+from bot.executors import Backend, LocalBackend, is_dask
 from bot.i18n import Msg
-from bot.jobs import warm_up
+from bot.worker import warm_up
 
 log = logging.getLogger(__name__)
 MAX_REMEMBERED_LANES = 1024  # (guild, task) pairs whose last turn the queue remembers
 
 
-def executor_pids(executor: ProcessPoolExecutor | None) -> list[int]:
-    """Process ids of an executor's live workers (the executor has no public list)."""
+def executor_pids(executor: Executor | None) -> list[int]:
+    """Process ids of an executor's live workers on this machine (it has no public list)."""
     return list(getattr(executor, "_processes", None) or {})
 
 
-def executor_state(executor: ProcessPoolExecutor | None) -> str:
+def executor_state(executor: Executor | None) -> str:
     """'stopped', 'broken' (a worker died), 'idle' (no worker yet) or 'ok'."""
     if executor is None:
         return "stopped"
+    if is_dask(executor):  # the cluster replaces its own workers
+        return "ok"
     processes = dict(getattr(executor, "_processes", None) or {})
     if getattr(executor, "_broken", False) or any(
         p.exitcode is not None for p in processes.values()
@@ -57,14 +58,21 @@ class WarmPool:
     `workers` calls are in the executor at once, so the queue is ours, not the pool's."""
 
     def __init__(
-        self, name: str, weights: Path, workers: int = 1, threads: int = 1, idle_s: float = 0.0
+        self,
+        name: str,
+        weights: Path,
+        workers: int = 1,
+        threads: int = 1,
+        idle_s: float = 0.0,
+        backend: Backend | None = None,
     ) -> None:
         self.name = name
+        self.backend = backend or LocalBackend()
         self.weights = weights
         self.workers = workers
         self.threads = threads
         self.idle_s = idle_s  # > 0: the workers exit after this long without a call
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._retired = False  # stopped for idleness; the next call starts them again
         self._lanes: OrderedDict[Hashable, deque[_Job]] = OrderedDict()
@@ -73,14 +81,9 @@ class WarmPool:
         self._busy = 0
         self._running: set[asyncio.Task] = set()
 
-    def _new(self) -> ProcessPoolExecutor:
-        """A fresh pool of spawned workers (a clean interpreter each, nothing inherited)."""
-        return ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=warm_up,
-            initargs=(self.weights, self.threads),
-        )
+    def _new(self) -> Executor:
+        """A fresh pool of workers that load the front-end first (spawned here, or Dask's)."""
+        return self.backend.executor(self.workers, warm_up, (self.weights, self.threads))
 
     def start(self) -> None:
         """Create the pool and have it spawn its workers now."""
@@ -109,7 +112,7 @@ class WarmPool:
             self._replace(self._pool)
         return self.state()
 
-    def _replace(self, broken: ProcessPoolExecutor | None) -> None:
+    def _replace(self, broken: Executor | None) -> None:
         """Swap a broken pool for a fresh, warming one (once, however many callers saw it)."""
         if self._pool is broken:
             self._pool = None
@@ -152,7 +155,7 @@ class WarmPool:
         pool, loop = self._pool, asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(pool, job.fn, *job.args)
-        except BrokenProcessPool:
+        except self.backend.lost_worker:
             log.error("the %s worker died; starting a new one", self.name)
             self._replace(pool)
             known = f"worker.{self.name}" in i18n.keys(i18n.DEFAULT)

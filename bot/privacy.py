@@ -15,12 +15,14 @@ log = logging.getLogger(__name__)
 DAY_S = 86400.0
 
 
-async def forget_member(mimi: Mimi, guild_id: int, user_id: int) -> list[Song]:
+async def forget_member(
+    mimi: Mimi, guild_id: int, user_id: int, channel_id: int | None = None
+) -> list[Song]:
     """Forget every song this member taught in this guild, and the guesses they asked."""
     removed = []
-    for song in await mimi.store.songs_taught_by(guild_id, user_id):
+    for song in await mimi.songs_taught_by(guild_id, user_id):
         try:
-            removed.append(await mimi.forget_song(guild_id, song.id))
+            removed.append(await mimi.forget_song(guild_id, song.id, channel_id=channel_id))
         except LookupError:  # forgotten meanwhile by someone else
             continue
     await mimi.store.forget_member_guesses(guild_id, user_id)

@@ -42,13 +42,14 @@ from bot.backup_files import (
     sweep_leftovers,
     targets,
 )
-from bot.cache import AUDIO_FILE, EMBEDDING, SongCache
+from bot.cache import AUDIO_FILE, SongCache
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.health import running_bot_pid
 from bot.restore_checks import GUILD_LIMIT, check_database
 from bot.store import Store
 from model_store.registry import CURRENT_FILE, META_FILE
+from model_store.stages import EMBEDDING
 
 MAX_BYTES = 256 << 30  # default ceiling on what one restore may write (`--max-bytes`)
 MAX_EXPANSION, EXPANSION_FLOOR = 16, 256 << 20  # a compressed archive expands at most 16×

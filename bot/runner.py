@@ -10,7 +10,7 @@ import time
 
 import discord
 
-from bot.client import MimiBot, configure_endpoints
+from bot.client import MimiBot, configure_endpoints, make_bot
 from bot.config import Settings
 from bot.errors import MimiError
 from bot.health import HEARTBEAT_EVERY_S, heartbeat_path, write_heartbeat
@@ -37,13 +37,22 @@ def _token(settings: Settings) -> str:
     return settings.discord_token.reveal()
 
 
+def serve(settings: Settings) -> int:
+    """`mimi run`: the bot on Discord; without a token wait (Docker) or say what is missing."""
+    if not settings.discord_token:
+        if settings.wait_for_token:  # Docker: stay up (unhealthy) and say why, no restart loop
+            return wait_for_token(settings)
+        raise MimiError(NO_TOKEN)
+    return run_bot(settings)  # (TensorFlow loads only in the training worker, on demand)
+
+
 def run_bot(settings: Settings) -> int:
     """Connect to Discord and serve until stopped."""
     token = _token(settings)
     logging.getLogger().setLevel(settings.log_level.upper())
     configure_endpoints(settings)
     configure_downloads(settings)
-    bot = MimiBot(settings)
+    bot = make_bot(settings)
     try:
         bot.run(token, log_handler=None)
     except discord.LoginFailure:

@@ -3,52 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
+from bot.audio import read_upload
 from bot.cache import sweep_tmp
 from bot.config import Settings
-from bot.errors import DuplicateSong, MimiError, StorageError, data_writes, read_error
-from bot.forgetting import (
-    MIN_ARTISTS,
-    Live,
-    forgotten_songs,
-    live_artists,
-    live_metrics,
-    live_names,
-    mask,
-    merge_columns,
-    open_set_verdict,
-    redact,
-    renames,
+from bot.errors import (
+    DuplicateSong,
+    MimiError,
+    StorageError,
+    data_writes,
+    read_error,
 )
 from bot.i18n import Msg
-from bot.ingest import IngestConfig, check_upload, file_sha256, ingest_file, song_cache
-from bot.jobs import TrainJob
+from bot.ingest import IngestConfig, check_upload, read_song, song_cache, store_song
 from bot.names import clean_filename, display_name, name_key
 from bot.owner import owner_alive, process_token
+from bot.service_models import ModelViews, Runner, in_thread
+from bot.service_records import GuildChanged as GuildChanged
+from bot.service_records import Records
 from bot.store import ArtistSummary, NewSong, Song, Store, duplicate_error
-from model_store.predict import summarise
-from model_store.registry import ModelMeta, ModelRegistry, NoModel
+from bot.store_people import GuessRecord as GuessRecord
+from model_store.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
-Runner = Callable[..., Awaitable[Any]]
 INTERRUPTED = "interrupted: mimi stopped during training"
-FIRST_STEPS = Msg("model.first_steps")
-TEACH_ATTEMPTS = 3  # a teach re-reads its upload when a forget removed its files meanwhile
-STAT_KEYS = (
-    "clip_accuracy",
-    "song_accuracy",
-    "macro_f1",
-    "confusion",
-    "val_songs",
-    "train_songs",
-    "measurable",
-    "needs_more_songs",
-)
+TEACH_ATTEMPTS = 3  # a teach rewrites its files when a forget removed them meanwhile
 
 
 @dataclass
@@ -60,23 +44,19 @@ class ImportReport:
     skipped: list[dict] = field(default_factory=list)
 
 
-async def _in_thread(fn: Callable[..., Any], *args: Any, guild: int | None = None) -> Any:
-    """The default runner: a thread of this process (the bot passes a worker pool's run)."""
-    return await asyncio.to_thread(fn, *args)
-
-
-class Mimi:
+class Mimi(ModelViews, Records):
     """Owns the store and the song cache; compute goes through `run` (a worker pool in the bot)."""
 
     def __init__(self, settings: Settings, store: Store, run: Runner | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.run = run or _in_thread
+        self.run = run or in_thread
         self.owner = process_token()
         self.ingest_config = replace(IngestConfig.from_settings(settings), owner=self.owner)
         self.cache = song_cache(self.ingest_config)
         self.registry = ModelRegistry(settings.models_dir, keep=settings.models_keep)
         self._locks: dict[int, asyncio.Lock] = {}  # per guild: teach's insert vs forget
+        self._listeners = []  # GuildChanged subscribers (see Records.subscribe)
 
     @classmethod
     async def open(cls, settings: Settings, run: Runner | None = None) -> Mimi:
@@ -118,24 +98,25 @@ class Mimi:
         *,
         taught_by: int | None = None,
         filename: str | None = None,
+        channel_id: int | None = None,
+        reason: str = "teach",
     ) -> Song:
-        """Decode and store one song for an artist; DuplicateSong if this guild already has it."""
+        """Decode and store one song for an artist within the server's quotas (checked again
+        as it is recorded, so a batch cannot overshoot); DuplicateSong if this guild already
+        has it. Listeners hear GuildChanged(`reason`)."""
         check_upload(path, self.ingest_config)  # set up, and a regular file: before any open
         display_name(artist)  # reject a bad name before any decoding work
-        existing = await self.store.find_duplicate(
-            guild_id, await asyncio.to_thread(file_sha256, path)
-        )
-        if existing:
+        await self.check_quota(guild_id, artist)
+        data = await asyncio.to_thread(read_upload, path, self.ingest_config.limits)
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+        if existing := await self.store.find_duplicate(guild_id, digest):
             raise duplicate_error(existing)
+        song = await self.run(read_song, data, self.ingest_config.reading, guild=guild_id)
         for _attempt in range(TEACH_ATTEMPTS):
             try:
                 with data_writes(self.settings.data_dir):  # disk full or read-only: StorageError
-                    ingested = await self.run(
-                        ingest_file, path, guild_id, self.ingest_config, guild=guild_id
-                    )
+                    ingested = await asyncio.to_thread(store_song, self.cache, guild_id, song, data)
             except FileNotFoundError as err:  # a forget removed the folder while it was written
-                if not path.exists():
-                    raise
                 log.info("guild %s: teach retried (%s)", guild_id, err)
                 continue
             new = NewSong(
@@ -149,14 +130,18 @@ class Mimi:
             )
             async with self.lock(guild_id):
                 if self.cache.complete(guild_id, new.audio_sha256):
-                    return await self._record(guild_id, artist, new)
-            log.info("guild %s: song files vanished before recording; reading again", guild_id)
+                    song = await self._record(guild_id, artist, new)
+                    self.changed(guild_id, reason, channel_id)
+                    return song
+            log.info("guild %s: song files vanished before recording; writing again", guild_id)
         raise MimiError(Msg("error.forgotten_while_reading"), code="busy")
 
     async def _record(self, guild_id: int, artist: str, new: NewSong) -> Song:
-        """Insert a song whose files are complete (under the guild lock); release its claim."""
+        """Insert a song whose files are complete (under the guild lock), within the quotas;
+        release its claim."""
         key = new.audio_sha256
         try:
+            await self.check_quota(guild_id, artist)  # (what the lock's earlier holders added)
             with data_writes(self.settings.data_dir):
                 return await self.store.add_song(guild_id, artist, new)
         except DuplicateSong:
@@ -208,17 +193,26 @@ class Mimi:
         """Artists of this guild with their song, clip and minute totals."""
         return await self.store.artists(guild_id)
 
-    async def forget_artist(self, guild_id: int, artist: str) -> list[Song]:
+    async def forget_artist(
+        self, guild_id: int, artist: str, *, channel_id: int | None = None
+    ) -> list[Song]:
         """Remove an artist, their songs, clips and cached files (the served model stops naming
         them at once: see `live_model`)."""
         async with self.lock(guild_id):
             removed = await self.store.forget_artist(guild_id, artist)
             for song in removed:
                 self.cache.drop(guild_id, song.audio_sha256)
+        self.changed(guild_id, "forget", channel_id)
         return removed
 
     async def rename_artist(
-        self, guild_id: int, artist: str, to: str, *, merge: bool = False
+        self,
+        guild_id: int,
+        artist: str,
+        to: str,
+        *,
+        merge: bool = False,
+        channel_id: int | None = None,
     ) -> tuple[str, str, int]:
         """Rename an artist (the model keeps answering, under the new name, without a retrain);
         onto another artist's name only with `merge`: (old name, new name, songs moved)."""
@@ -231,131 +225,19 @@ class Mimi:
                             Msg("rename.needs_merge", artist=display_name(artist), to=a.name),
                             code="merge_needed",
                         )
-            return await self.store.rename_artist(guild_id, artist, new)
+            renamed = await self.store.rename_artist(guild_id, artist, new)
+        if merge:
+            self.changed(guild_id, "merge", channel_id)
+        return renamed
 
-    async def training_job(self, guild_id: int, kind: str = "musicnn") -> TrainJob:
-        """Everything a worker needs to train this guild's model, read from the store."""
-        songs = await self.store.training_songs(guild_id)
-        return TrainJob.for_guild(self.settings, guild_id, songs, kind)
-
-    async def live(self, guild_id: int) -> Live:
-        """The songs this guild holds right now."""
-        return Live.of(await self.store.live_songs(guild_id))
-
-    async def live_model(self, guild_id: int) -> tuple[ModelMeta | None, Live]:
-        """The served model (None when there is none or it is withdrawn: fewer than 2 of its
-        artists remain after forgets) and the songs it is viewed through."""
-        meta = await asyncio.to_thread(self.registry.current, guild_id)
-        live = await self.live(guild_id)
-        if meta is not None and len(live_names(meta, live)) < MIN_ARTISTS:
-            return None, live
-        return meta, live
-
-    async def require_model(self, guild_id: int) -> ModelMeta:
-        """The served model, or NoModel saying what to teach (first steps, or after forgets)."""
-        meta, _ = await self.live_model(guild_id)
-        if meta is not None:
-            return meta
-        if await asyncio.to_thread(self.registry.current, guild_id) is None:
-            raise NoModel(FIRST_STEPS)
-        raise await self._withdrawn(guild_id)
-
-    async def _withdrawn(self, guild_id: int) -> NoModel:
-        """The answer while the model is withdrawn: how many artists remain, what to do."""
-        artists = sum(1 for a in await self.store.artists(guild_id) if a.songs)
-        return NoModel(Msg("model.withdrawn", n=artists))
-
-    async def guess(
-        self, guild_id: int, path: Path, *, top_k: int = 3, run: Runner | None = None
-    ) -> dict:
-        """Guess the artist of the clip at `path` (in `run`: the bot's warm worker, else a
-        thread), naming only artists that still exist here; the result with `mel` (for the
-        picture) and `artists` (the live artists of the model that answered)."""
-        from bot.inference import guess_config
-        from bot.jobs import guess_file
-
-        await self.require_model(guild_id)
-        config = guess_config(self.settings, top_k=top_k)
-        raw = await (run or _in_thread)(guess_file, path, guild_id, config, guild=guild_id)
-        return await self.finish_guess(guild_id, raw, top_k, config.unsure_below)
-
-    async def finish_guess(self, guild_id: int, raw: dict, top_k: int, unsure: float) -> dict:
-        """Mask artists forgotten since the model was trained (read now, after the worker
-        answered), renormalise and summarise."""
-        meta = await asyncio.to_thread(self.registry.meta, guild_id, raw["model_version"])
-        live = await self.live(guild_id)
-        allowed = live_artists(meta, live) if meta is not None else []
-        if meta is None or len(live_names(meta, live)) < MIN_ARTISTS:  # forgotten meanwhile
-            raise await self._withdrawn(guild_id)
-        now = renames(meta, live)  # renamed or merged since training: today's names
-        trained = list(raw.pop("artists"))
-        probs, names = merge_columns(mask(raw.pop("window_probs"), trained, allowed), trained, now)
-        if raw.get("reference_artists") is not None:
-            raw["reference_artists"] = [now.get(a, a) for a in raw["reference_artists"]]
-        allowed = [now[a] for a in allowed]
-        starts, frames = raw.pop("window_starts"), raw.pop("frames")
-        temperature = float(meta.metrics.get("calibration", {}).get("temperature", 1.0))
-        raw.update(
-            summarise(
-                probs, starts, frames, names, top_k=top_k, unsure_below=unsure,
-                temperature=temperature,
-            )
-        )  # fmt: skip
-        raw.update(open_set_verdict(raw, meta, live))
-        raw["unsure"] = raw["unsure"] or raw["unknown"]
-        raw["colour_order"] = await self.store.artist_order(guild_id)  # the server's colours
-        raw["artists"] = [a for a in names if a in allowed]
-        return raw
-
-    async def stats(self, guild_id: int) -> dict:
-        """Artists, totals, the served model and its honest held-out accuracy (over songs and
-        artists that still exist)."""
-        artists = await self.store.artists(guild_id)
-        meta, live = await self.live_model(guild_id)
-        model = None
-        if meta is not None:
-            metrics = live_metrics(meta, live)
-            model = {
-                "version": meta.version,
-                "kind": meta.kind,
-                "trained_at": meta.created_at,
-                "train_seconds": meta.train_seconds,
-                "artists": metrics["artists"],
-                **{k: metrics.get(k) for k in STAT_KEYS},
-                "forgotten_songs": forgotten_songs(meta, live),
-                "feedback": await self.store.feedback(guild_id, meta.version),
-            }
-        withdrawn = meta is None and self.registry.current(guild_id) is not None
-        return {
-            "guild": guild_id,
-            "artists": [
-                {"name": a.name, "songs": a.songs, "clips": a.clips, "minutes": a.minutes}
-                for a in artists
-            ],
-            "songs": sum(a.songs for a in artists),
-            "clips": sum(a.clips for a in artists),
-            "model": model,
-            "model_withdrawn": withdrawn,
-            "runs": await self.store.runs(guild_id, limit=5),
-        }
-
-    async def models(self, guild_id: int) -> tuple[int | None, list[dict]]:
-        """The current version and every kept version's metadata, as it may be shown."""
-        live = await self.live(guild_id)
-        current = self.registry.current(guild_id)
-        shown = [redact(m, live) for m in self.registry.versions(guild_id)]
-        return (current.version if current else None), shown
-
-    async def rollback(self, guild_id: int, version: int | None) -> dict:
-        """Serve an earlier kept version; its metadata as it may be shown."""
-        meta = self.registry.rollback(guild_id, version)
-        return redact(meta, await self.live(guild_id))
-
-    async def forget_song(self, guild_id: int, song_id: int) -> Song:
+    async def forget_song(
+        self, guild_id: int, song_id: int, *, channel_id: int | None = None
+    ) -> Song:
         """Remove one song, its clips and cached files."""
         async with self.lock(guild_id):
             song = await self.store.forget_song(guild_id, song_id)
             self.cache.drop(guild_id, song.audio_sha256)
+        self.changed(guild_id, "forget", channel_id)
         return song
 
 

@@ -9,26 +9,26 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import multiprocessing
 import os
 import queue
 import signal
 import threading
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from bot.config import Settings
 from bot.errors import MimiError
+from bot.executors import Backend, Channel, LocalBackend
 from bot.i18n import Msg
-from bot.jobs import TrainJob, train_job, yield_cpu
 from bot.owner import owner_alive, process_token
 from bot.pool import executor_pids, executor_state
 from bot.service import INTERRUPTED
 from bot.store import Store
-from model_store import features, quiet_tensorflow_import
+from bot.train_job import TrainJob
+from bot.training_events import Listener, TrainingEvent, TrainingFailed, TrainingStatus
+from bot.worker import run_training, training_setup
+from model_store import features
 from model_store.registry import ModelMeta, ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -36,21 +36,6 @@ log = logging.getLogger(__name__)
 WORKER_DIED = "the training worker died (killed or out of memory)"
 SHUTDOWN = "mimi shut down before training finished"
 RESUMED = "resumed after a restart"
-_PROGRESS = None  # in a worker: the parent's progress queue, set by the pool initializer
-
-
-def _init_worker(progress) -> None:
-    """Pool initializer (in each worker): keep the queue that epoch reports go to, and import
-    TensorFlow (this worker is the only process that does)."""
-    global _PROGRESS
-    _PROGRESS = progress
-    yield_cpu()
-    quiet_tensorflow_import()
-
-
-def _run_train_job(job: TrainJob) -> dict:
-    """Worker task: train and publish one guild's model, reporting epochs to the parent."""
-    return train_job(job, _PROGRESS)
 
 
 def outdated(meta: ModelMeta | None) -> bool:
@@ -61,46 +46,6 @@ def outdated(meta: ModelMeta | None) -> bool:
         and meta.frontend_version is not None
         and meta.frontend_version < features.FRONTEND_VERSION
     )
-
-
-class TrainingFailed(MimiError):
-    """A training that failed for a reason other than the guild's data."""
-
-    code = "training_failed"
-
-
-@dataclass
-class TrainingStatus:
-    """Where a guild's training stands; `pending` means another one follows the running one."""
-
-    state: str = "idle"  # "idle" | "queued" | "running"
-    epoch: int | None = None
-    epochs: int | None = None
-    val_accuracy: float | None = None
-    last_error: str | None = None
-    songs: int | None = None
-    pending: bool = False
-
-
-@dataclass
-class TrainingEvent:
-    """A training started, progressed, finished (`meta`, `previous`) or failed (`error`)."""
-
-    kind: str  # "started" | "progress" | "finished" | "failed"
-    guild_id: int
-    songs: int | None = None
-    epoch: int | None = None
-    epochs: int | None = None
-    val_accuracy: float | None = None
-    meta: dict | None = None
-    previous: dict | None = None  # the model that was current before this training
-    error: str | None = None
-    reason: str = ""
-    failure: MimiError | None = None  # why it failed, in every language
-    attempt: int = 1  # 2 when retrying after the worker died
-
-
-Listener = Callable[[TrainingEvent], Awaitable[None] | None]
 
 
 @dataclass
@@ -116,18 +61,27 @@ class _Guild:
 
 
 class _Pool(NamedTuple):
-    """A process pool with its own progress queue and the thread reading that queue."""
+    """A worker pool with its own progress channel and the thread reading that channel."""
 
-    executor: ProcessPoolExecutor
+    executor: Executor
     reader: threading.Thread
     stop: threading.Event
+    channel: Channel
 
 
 class TrainingService:
     """Trains guild models in worker processes; coalesces requests; survives dying workers."""
 
-    def __init__(self, settings: Settings, store: Store, *, quiet_s: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        quiet_s: float | None = None,
+        backend: Backend | None = None,
+    ) -> None:
         self.settings = settings
+        self.backend = backend or LocalBackend()
         self.store = store
         self.quiet_s = settings.train_quiet_s if quiet_s is None else quiet_s
         self.registry = ModelRegistry(settings.models_dir, keep=settings.models_keep)
@@ -321,8 +275,11 @@ class TrainingService:
         error: MimiError | None = None
         try:
             pool, loop = self._require_pool(), asyncio.get_running_loop()
-            meta = await loop.run_in_executor(pool.executor, _run_train_job, job)  # off the loop
-        except BrokenProcessPool:
+            data = await asyncio.to_thread(job.load)  # the songs' features, read here
+            sink = pool.channel.sink
+            trained = await loop.run_in_executor(pool.executor, run_training, data, sink)
+            meta = (await asyncio.to_thread(job.publish, trained)).to_dict()
+        except self.backend.lost_worker:
             self._rebuild(pool)
             await self._fail(guild_id, run_id, WORKER_DIED)
             if attempt == 1 and not self._closing:
@@ -378,15 +335,16 @@ class TrainingService:
             log.error("training listener failed", exc_info=task.exception())
 
     def _make_pool(self) -> _Pool:
-        """A spawn-context pool (TensorFlow is not fork-safe) reporting on a fresh queue."""
-        ctx = multiprocessing.get_context("spawn")
-        progress = ctx.Queue()
-        executor = ProcessPoolExecutor(max_workers=self.settings.train_workers, mp_context=ctx,
-                                       initializer=_init_worker, initargs=(progress,))  # fmt: skip
+        """A pool of the backend's (spawned here: TensorFlow is not fork-safe) reporting on a
+        fresh progress channel."""
+        channel = self.backend.channel()
+        executor = self.backend.executor(
+            self.settings.train_workers, training_setup, (channel.inherited,)
+        )
         stop = threading.Event()
-        reader = threading.Thread(target=self._read_progress, args=(progress, stop), daemon=True)
+        reader = threading.Thread(target=self._read_progress, args=(channel, stop), daemon=True)
         reader.start()
-        return _Pool(executor, reader, stop)
+        return _Pool(executor, reader, stop, channel)
 
     def _require_pool(self) -> _Pool:
         """The live pool: started on demand, replaced first if a worker died while idle."""
@@ -408,13 +366,13 @@ class TrainingService:
             self._pool = self._make_pool()
             threading.Thread(target=_stop_pool, args=(broken,), daemon=True).start()
 
-    def _read_progress(self, progress, stop: threading.Event) -> None:
+    def _read_progress(self, channel: Channel, stop: threading.Event) -> None:
         """Reader thread: forward (guild, epoch, total, accuracy) reports to the event loop."""
         with contextlib.suppress(EOFError, OSError, ValueError, RuntimeError):  # closed: stop
             while not stop.is_set():
                 with contextlib.suppress(queue.Empty):
-                    self._loop.call_soon_threadsafe(self._on_progress, progress.get(timeout=0.2))
-        progress.close()
+                    self._loop.call_soon_threadsafe(self._on_progress, channel.get(0.2))
+        channel.close()
 
     def _on_progress(self, item: tuple) -> None:
         """An epoch report from a worker: update the status and tell listeners."""

@@ -261,16 +261,10 @@ async def song_choices(
     if interaction.guild_id is None:
         return []
     typed = current.strip().lstrip("#").casefold()
-    songs = await interaction.client.mimi.store.songs(interaction.guild_id)
+    songs = await interaction.client.mimi.songs(interaction.guild_id)
     choices = []
     for song in reversed(songs):
         label = f"#{song.id} {song.filename} — {song.artist}"
         if typed in label.casefold():
             choices.append(app_commands.Choice(name=label[:100], value=song.id))
     return choices[:25]
-
-
-def remember_channel(interaction: discord.Interaction) -> None:
-    """Training news for this server goes to the channel of its latest teach/forget/retrain."""
-    if interaction.guild_id is not None and interaction.channel_id is not None:
-        interaction.client.status_channels[interaction.guild_id] = interaction.channel_id

@@ -16,8 +16,8 @@ from bot.discord_i18n import lang, say
 from bot.errors import DuplicateSong, MimiError, data_writes
 from bot.i18n import Msg
 from bot.names import MAX_NAME_LENGTH, display_name
-from bot.store_people import GuessRecord
-from cogs.common import Upload, can_manage, downloaded, remember_channel
+from bot.service import GuessRecord
+from cogs.common import Upload, can_manage, downloaded
 
 if TYPE_CHECKING:
     from bot.client import MimiBot
@@ -55,12 +55,10 @@ async def _guarded(interaction: discord.Interaction, action: Callable[[], Awaita
 
 async def _open(interaction: discord.Interaction, guess_id: int) -> GuessRecord:
     """The guess, if this member may answer it and no one has yet."""
-    record = await interaction.client.mimi.store.guess(interaction.guild_id, guess_id)  # type: ignore[attr-defined]
-    if interaction.user.id != record.asked_by and not can_manage(interaction):
-        raise MimiError(Msg("feedback.not_yours"), code="forbidden")
-    if record.outcome is not None:
-        raise MimiError(Msg("feedback.already", artist=record.answer or ""), code="answered")
-    return record
+    mimi = interaction.client.mimi  # type: ignore[attr-defined]
+    return await mimi.open_guess(
+        interaction.guild_id, guess_id, interaction.user.id, can_manage(interaction)
+    )
 
 
 class _GuessButton(discord.ui.DynamicItem[discord.ui.Button], template=r"mimi:guess:(?P<id>\d+)"):
@@ -92,8 +90,8 @@ class RightButton(_GuessButton, template=r"mimi:right:(?P<id>\d+)"):
 
         async def confirm() -> None:
             record = await _open(interaction, self.guess_id)
-            store = interaction.client.mimi.store  # type: ignore[attr-defined]
-            if not await store.answer_guess(
+            mimi = interaction.client.mimi  # type: ignore[attr-defined]
+            if not await mimi.answer_guess(
                 record.guild_id, record.id, "right", record.guessed, interaction.user.id
             ):
                 raise MimiError(Msg("feedback.already", artist=record.guessed), code="answered")
@@ -192,19 +190,17 @@ class Picker(discord.ui.View):
                 try:
                     song = await bot.mimi.teach(  # type: ignore[attr-defined]
                         record.guild_id, name, path, taught_by=record.asked_by,
-                        filename=record.filename,
+                        filename=record.filename, channel_id=interaction.channel_id,
+                        reason="correction",
                     )  # fmt: skip
                 except DuplicateSong as dup:
                     raise MimiError(
                         Msg("feedback.duplicate", detail=dup.msg), code="duplicate"
                     ) from None
-        store = bot.mimi.store  # type: ignore[attr-defined]
-        await store.answer_guess(
+        await bot.mimi.answer_guess(  # type: ignore[attr-defined]
             record.guild_id, record.id, "corrected", song.artist, interaction.user.id
         )
         self.stop()
-        remember_channel(interaction)
-        bot.training.request(record.guild_id, "correction")  # type: ignore[attr-defined]
         done = say(self.locale, "feedback.done_fixed", artist=song.artist)
         await interaction.edit_original_response(view=done_view(done))
         private = bool(interaction.message and interaction.message.flags.ephemeral)

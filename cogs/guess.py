@@ -102,7 +102,7 @@ async def answer_clip(
         guess_png, mel, view_of(result, name), artist_colours(order), locale=locale
     )
     file = discord.File(io.BytesIO(png), picture, description=alt_text(locale, result, name))
-    guess_id = await bot.mimi.store.record_guess(
+    guess_id = await bot.mimi.record_guess(
         guild_id, user_id, url=clip.url, filename=name, size=clip.size,
         guessed=result["top"][0]["artist"], model_version=int(result["model_version"]),
     )  # fmt: skip

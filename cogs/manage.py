@@ -13,7 +13,7 @@ from bot.errors import MimiError
 from bot.i18n import Msg
 from bot.names import MAX_NAME_LENGTH, display_name, name_key
 from bot.privacy import forget_member
-from cogs.common import artist_choices, can_manage, remember_channel, song_choices
+from cogs.common import artist_choices, can_manage, song_choices
 from cogs.confirm import ask
 
 if TYPE_CHECKING:
@@ -57,29 +57,19 @@ class Manage(commands.Cog):
             await self._forget_me(interaction)
             return
         if song is not None:
-            stored = await self.bot.mimi.store.song(guild, song)
-            if not can_manage(interaction) and stored.taught_by != user:
-                raise MimiError(Msg("forget.not_your_song"), code="forbidden")
-            await self.bot.mimi.forget_song(guild, song)
-            remember_channel(interaction)
-            self.bot.training.request(guild, "forget")
+            stored = await self.bot.mimi.song_to_forget(guild, song, user, can_manage(interaction))
+            await self.bot.mimi.forget_song(guild, song, channel_id=interaction.channel_id)
             text = say(
                 interaction, "forget.song", id=str(song), file=stored.filename,
                 artist=stored.artist,
             )  # fmt: skip
             await interaction.response.send_message(text)
             return
-        songs = await self.bot.mimi.store.songs(guild, artist)
-        if not songs:
-            raise MimiError(Msg("error.no_artist", artist=artist), code="not_found")
-        if not can_manage(interaction) and any(s.taught_by != user for s in songs):
-            raise MimiError(Msg("forget.not_your_artist"), code="forbidden")
-        locale = lang(interaction)
+        songs = await self.bot.mimi.artist_to_forget(guild, artist, user, can_manage(interaction))
+        locale, channel = lang(interaction), interaction.channel_id
 
         async def forget_all() -> str:
-            removed = await self.bot.mimi.forget_artist(guild, artist)
-            remember_channel(interaction)
-            self.bot.training.request(guild, "forget")
+            removed = await self.bot.mimi.forget_artist(guild, artist, channel_id=channel)
             return say(locale, "forget.artist", artist=removed[0].artist, n=len(removed))
 
         question = say(locale, "forget.confirm_artist", artist=songs[0].artist, n=len(songs))
@@ -88,17 +78,14 @@ class Manage(commands.Cog):
     async def _forget_me(self, interaction: discord.Interaction) -> None:
         """Everything this member taught here (and the guesses they asked), once confirmed."""
         guild, user, locale = interaction.guild_id, interaction.user.id, lang(interaction)
-        songs = await self.bot.mimi.store.songs_taught_by(guild, user)
+        songs = await self.bot.mimi.songs_taught_by(guild, user)
         if not songs:
             await forget_member(self.bot.mimi, guild, user)  # their guesses, if any
             await interaction.response.send_message(say(locale, "forget.me_none"), ephemeral=True)
             return
 
         async def forget_all() -> str:
-            removed = await forget_member(self.bot.mimi, guild, user)
-            if removed:
-                remember_channel(interaction)
-                self.bot.training.request(guild, "forget")
+            removed = await forget_member(self.bot.mimi, guild, user, interaction.channel_id)
             return say(locale, "forget.me_done", n=len(removed))
 
         await ask(interaction, say(locale, "forget.confirm_me", n=len(songs)), forget_all)
@@ -112,8 +99,7 @@ class Manage(commands.Cog):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def retrain(self, interaction: discord.Interaction) -> None:
         """Managers only: start a retrain without the quiet period."""
-        remember_channel(interaction)
-        self.bot.training.request(interaction.guild_id, "retrain", quiet_s=0.0)
+        self.bot.mimi.retrain(interaction.guild_id, interaction.channel_id)
         await interaction.response.send_message(say(interaction, "retrain.started"))
 
     @artist.command(name="rename", description=command_text("cmd.artist.rename.description"))
@@ -144,9 +130,9 @@ class Manage(commands.Cog):
         songs = next((a.songs for a in rows if name_key(a.name) == name_key(old)), 0)
 
         async def merge() -> str:
-            was, now, moved = await self.bot.mimi.rename_artist(guild, old, to, merge=True)
-            remember_channel(interaction)
-            self.bot.training.request(guild, "merge")
+            was, now, moved = await self.bot.mimi.rename_artist(
+                guild, old, to, merge=True, channel_id=interaction.channel_id
+            )
             return say(locale, "rename.merged", old=was, new=now, n=moved)
 
         question = say(

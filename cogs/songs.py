@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot import i18n
 from bot.discord_i18n import command_text, lang, safe, say
-from bot.store import Song
+from bot.service import Song
 from cogs.common import artist_choices
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class Songs(commands.Cog):
     @app_commands.guild_only()
     async def songs(self, interaction: discord.Interaction, artist: str | None = None) -> None:
         """The songs (of one artist), newest first, ten a page; only the asker sees them."""
-        songs = await self.bot.mimi.store.songs(interaction.guild_id, artist)
+        songs = await self.bot.mimi.songs(interaction.guild_id, artist)
         songs.reverse()
         shown = songs[0].artist if artist and songs else artist
         view = Pager(interaction.user.id, lang(interaction), songs, shown)

@@ -107,7 +107,7 @@ class Stats(commands.Cog):
                         value="\n".join(lines)[:1024],
                         inline=False,
                     )
-                order = await self.bot.mimi.store.artist_order(guild)
+                order = await self.bot.mimi.artist_order(guild)
                 files.append(await asyncio.to_thread(stats_picture, locale, model, order))
                 embed.set_image(url="attachment://stats.png")
         status = self.bot.training.status(guild)

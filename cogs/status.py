@@ -11,6 +11,7 @@ from discord.ext import commands
 
 from bot import i18n
 from bot.discord_i18n import guild_lang, safe
+from bot.service import GuildChanged
 from bot.training import TrainingEvent
 
 if TYPE_CHECKING:
@@ -45,14 +46,26 @@ def failed_text(locale: str, event: TrainingEvent, serving: bool) -> str:
 
 
 class Status(commands.Cog):
-    """Posts and edits training status messages in the channel that asked for the retrain."""
+    """Posts and edits training status messages in the channel where the server last taught,
+    forgot or asked for a retrain (it remembers that channel from the service's events)."""
 
     def __init__(self, bot: MimiBot) -> None:
         self.bot = bot
+        self.channels: dict[int, int] = {}  # guild -> channel for training news
         self.messages: dict[int, discord.Message] = {}
         self.last_edit: dict[int, float] = {}
         self.songs: dict[int, int] = {}
         bot.training.subscribe(self.on_training)
+        bot.mimi.subscribe(self.on_changed)
+
+    async def cog_unload(self) -> None:
+        """Stop hearing the service's events."""
+        self.bot.mimi.unsubscribe(self.on_changed)
+
+    def on_changed(self, event: GuildChanged) -> None:
+        """Training news for this server goes to the channel of its latest change."""
+        if event.channel_id is not None:
+            self.channels[event.guild_id] = event.channel_id
 
     async def on_training(self, event: TrainingEvent) -> None:
         """Turn training events into one message per training, in the server's language."""
@@ -84,7 +97,7 @@ class Status(commands.Cog):
         if message is not None:
             await message.edit(content=text)
         else:
-            channel_id = self.bot.status_channels.get(guild_id)
+            channel_id = self.channels.get(guild_id)
             if channel_id is None:
                 return
             channel = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)

@@ -13,13 +13,12 @@ from bot.errors import DuplicateSong, MimiError, data_writes
 from bot.i18n import Seconds
 from bot.names import MAX_NAME_LENGTH, display_name
 from bot.replies import defer_public
-from bot.store import Song
+from bot.service import Song
 from cogs.common import (
     artist_choices,
     check_size,
     cooldown,
     downloaded,
-    remember_channel,
     shown_filename,
     upload_limit,
 )
@@ -48,8 +47,7 @@ async def teach_uploads(
             reading = say(locale, "teach.reading", i=str(i), n=len(uploads), file=file)
             await interaction.edit_original_response(content="\n".join([*lines, reading]))
         try:
-            await bot.mimi.check_quota(interaction.guild_id, name)  # per song
-            stored = await _teach_one(bot, interaction, name, upload, limit[0])
+            stored = await _teach_one(bot, interaction, name, upload, limit[0])  # quotas: service
         except MimiError as err:
             if len(uploads) == 1 and not isinstance(err, DuplicateSong):
                 raise
@@ -60,9 +58,7 @@ async def teach_uploads(
             locale, "teach.learned", artist=stored.artist, file=file,
             length=Seconds(stored.duration_s), n=stored.clips, id=str(stored.id),
         ))  # fmt: skip
-    if learned:
-        remember_channel(interaction)
-        bot.training.request(interaction.guild_id, "teach")
+    if learned:  # (each song told the training service: GuildChanged)
         lines.append(say(locale, "teach.scheduled"))
     if len(uploads) > 1:
         await interaction.edit_original_response(content="\n".join(lines)[:2000])
@@ -83,7 +79,7 @@ async def _teach_one(
         async with downloaded(upload, data / "tmp", max_bytes=limit) as path:
             return await bot.mimi.teach(
                 interaction.guild_id, name, path, taught_by=interaction.user.id,
-                filename=upload.filename,
+                filename=upload.filename, channel_id=interaction.channel_id,
             )  # fmt: skip
 
 

@@ -1,5 +1,5 @@
-"""Durable file writes: one place for fsync and write-then-rename, used by the model store and
-by the bot's cache, backups and restores."""
+"""Durable file writes (one place for fsync and write-then-rename) and whether the process
+that writes a file still runs; used by the model store and the bot's cache, backups, restores."""
 
 from __future__ import annotations
 
@@ -28,3 +28,19 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def pid_alive(pid: object) -> bool:
+    """True if a process with this id may still run (ours or another user's; always assumed
+    off POSIX, where signal 0 is not a probe)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except OSError:  # EPERM: it exists, as another user
+        return True
+    return True

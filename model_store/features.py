@@ -107,3 +107,18 @@ def rms_dbfs(audio: np.ndarray) -> float:
         return float("-inf")
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
     return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def usable_clips(
+    audio: np.ndarray, n_frames: int, clip_seconds: float, hop_seconds: float
+) -> tuple[tuple[float, float], ...]:
+    """(start, end) seconds of every whole clip whose level is above the silence floor."""
+    seconds_per_frame = HOP_LENGTH / SAMPLE_RATE
+    clip_samples = round(clip_seconds * SAMPLE_RATE)
+    out = []
+    for start_frame in clip_starts(n_frames, clip_seconds, hop_seconds):
+        start = start_frame * HOP_LENGTH
+        if rms_dbfs(audio[start : start + clip_samples]) >= SILENCE_DBFS:
+            begin = round(start_frame * seconds_per_frame, 4)
+            out.append((begin, round(begin + clip_seconds, 4)))
+    return tuple(out)

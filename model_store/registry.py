@@ -15,19 +15,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.errors import MimiError, NotFound
 from model_store import features
-from model_store.durable import fsync_path
+from model_store.durable import fsync_path, pid_alive
+from model_store.errors import ModelIncompatible, NoModel, VersionNotFound
 
 log = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
 CURRENT_FILE = "CURRENT"
 RETRAIN_HINT = "retrain it (`mimi train` or /retrain)"
-NO_MODEL_MESSAGE = (
-    "This server has no trained model yet: teach at least 2 artists, then train one "
-    "(`mimi train` or /retrain)."
-)
 _VERSION_DIR = re.compile(r"v(\d{4,})")
 _TMP_DIR = re.compile(r"\.tmp-v\d+-(\d+)-[0-9a-f]+")
 
@@ -48,21 +44,6 @@ def read_current(gdir: Path) -> int | None:
     with contextlib.suppress(OSError, ValueError):
         return int((gdir / CURRENT_FILE).read_text("utf-8"))
     return None
-
-
-class ModelIncompatible(MimiError):
-    """A stored model built with feature or front-end versions this mimi does not use."""
-
-    code = "model_incompatible"
-
-
-class NoModel(MimiError):
-    """This server has no trained model yet."""
-
-    code = "no_model"
-
-    def __init__(self, message: str = NO_MODEL_MESSAGE) -> None:
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -112,17 +93,6 @@ class ModelMeta:
 def _frontend_version() -> int:
     """This mimi's front-end version."""
     return features.FRONTEND_VERSION
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this id may still run (always assumed so off POSIX)."""
-    if os.name != "posix" or pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except (OSError, OverflowError) as err:
-        return not isinstance(err, ProcessLookupError)
-    return True
 
 
 class ModelRegistry:
@@ -263,7 +233,7 @@ class ModelRegistry:
             found = [m for m in complete if m.version == version]
             missing = f"There is no model version v{version} (kept: {kept})."
         if not found:
-            raise NotFound(missing)
+            raise VersionNotFound(missing)
         self._write_current(gdir, found[0].version)
         return found[0]
 
@@ -317,5 +287,5 @@ class ModelRegistry:
         """Remove temp folders left by publishers that died (their pid no longer runs)."""
         for path in gdir.glob(".tmp-v*"):
             m = _TMP_DIR.fullmatch(path.name)
-            if m and path.is_dir() and not _pid_alive(int(m.group(1))):
+            if m and path.is_dir() and not pid_alive(int(m.group(1))):
                 shutil.rmtree(path, ignore_errors=True)

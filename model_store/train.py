@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.errors import MimiError
 from model_store.calibrate import (
     PRIOR_TEMPERATURE,
     UNVALIDATED_TEMPERATURE,
@@ -18,6 +17,7 @@ from model_store.calibrate import (
     song_logits,
     temper,
 )
+from model_store.errors import TooFewArtists
 from model_store.evaluate import score
 from model_store.head import HeadConfig, Progress, SongEmbeddings, fit, n_val_songs, song_log_probs
 from model_store.openset import (
@@ -82,10 +82,7 @@ def usable_songs(songs: Sequence) -> tuple[list, list[str]]:
     kept = [s for s in songs if len(s.clips)]
     artists = artist_order(kept)
     if len(artists) < 2:
-        raise MimiError(
-            "I need songs by at least 2 artists before I can learn to tell them apart.",
-            code="too_few_artists",
-        )
+        raise TooFewArtists()
     return kept, artists
 
 

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS-dev}  # unset: dev; set but empty (Docker): no extras
+EXTRAS=${EXTRAS-dev,dask}  # unset: dev,dask; set but empty (Docker): no extras
 ALL_STEPS=(ffmpeg fonts deps package weights)
 FONT_PACKAGES=(fonts-noto-core fonts-noto-cjk)  # Latin/Greek/Cyrillic/Arabic/Hebrew…; CJK
 
@@ -17,7 +17,7 @@ Installs mimi. With no STEP, runs every step in this order (what `make setup` do
 steps:
   ffmpeg    ffmpeg from Debian (apt-get, as root), else pip's imageio-ffmpeg; skipped if on PATH
   fonts     Noto fonts for names in every script (Debian, as root); else says what to install
-  deps      only the dependencies in pyproject.toml (+ extras in $EXTRAS, default dev)
+  deps      only the dependencies in pyproject.toml (+ extras in $EXTRAS, default dev,dask)
   package   mimi itself, pip install --no-deps (needs deps first)
   weights   fetch the pinned musicnn wheel, convert it (Keras .weights.h5 + ONNX), unless present
 
@@ -31,7 +31,7 @@ options:
   --no-editable  install a copy of the package (Docker)
   -h, --help     this text
 
-environment: PYTHON (python3), VENV (.venv), EXTRAS (dev; comma-separated, may be empty),
+environment: PYTHON (python3), VENV (.venv), EXTRAS (dev,dask; comma-separated, may be empty),
   MIMI_FRONTEND_WEIGHTS (pretrained/<file>), MIMI_WHEEL_CACHE (.cache/wheels; empty: temporary).
 deps and an editable package are skipped while pyproject.toml is unchanged (sha256 stamp).
 EOF

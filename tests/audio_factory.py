@@ -1,8 +1,12 @@
-"""Real test audio: numpy-synthesised signals encoded by the real ffmpeg into real formats."""
+"""Real test audio: numpy-synthesised signals encoded by the real ffmpeg into real formats.
+
+The one place the tests run ffmpeg to make audio (and video) files.
+"""
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +69,7 @@ def encode(
     src = path.with_name(path.stem + ".src.wav")
     write_wav(src, synth(seconds, rate=rate, voice=voice, channels=channels, seed=seed), rate)
     out = path if path.suffix else path.with_suffix(suffix)
-    subprocess.run(
-        [find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-i", str(src), *args, str(out)],
-        check=True,
-    )
+    transcode(src, out, *args)
     src.unlink()
     return out
 
@@ -79,8 +80,46 @@ def encode_tagged(
     """A WAV (or `args`-encoded) file of `seconds` at `rate` whose title tag is `title`."""
     src = path.with_name(path.stem + ".src.wav")
     write_wav(src, synth(seconds, rate=rate), rate)
-    cmd = [find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-i", str(src)]
-    cmd += ["-metadata", f"title={title}", *(args or ["-c:a", "pcm_s16le"]), str(path)]
-    subprocess.run(cmd, check=True)
+    transcode(src, path, "-metadata", f"title={title}", *(args or ["-c:a", "pcm_s16le"]))
     src.unlink()
     return path
+
+
+def ffmpeg(out: Path, *args: str) -> Path:
+    """Run the real ffmpeg with `args` (inputs and output options) writing `out`; `out`."""
+    subprocess.run(
+        [find_ffmpeg(), "-nostdin", "-v", "error", "-y", *args, str(out)],
+        check=True,
+        timeout=120,
+    )
+    return out
+
+
+def transcode(src: Path, out: Path, *args: str) -> Path:
+    """Convert the file `src` into `out` with ffmpeg output options `args`; `out`."""
+    return ffmpeg(out, "-i", str(src), *args)
+
+
+def retag(src: Path, out: Path, title: str, *args: str) -> Path:
+    """The audio of `src` stream-copied into `out` with title tag `title`: new bytes, same audio."""
+    return transcode(src, out, "-c", "copy", "-metadata", f"title={title}", *args)
+
+
+def sine(out: Path, *, seconds: float, freq: float, rate: int, args: Sequence[str]) -> Path:
+    """A `freq` Hz sine of `seconds` at `rate` Hz from ffmpeg's lavfi, encoded with `args`."""
+    return ffmpeg(out, "-f", "lavfi", "-i", f"sine=f={freq:g}:r={rate}:d={seconds:g}", *args)
+
+
+def video(
+    out: Path, *, seconds: float, audio: Path | None = None, colour: str = "blue",
+    size: str = "32x32", fps: int | None = None, container: str | None = None,
+) -> Path:  # fmt: skip
+    """An MPEG-4 video of one `colour`, with `audio` as its AAC track if given (else silent)."""
+    picture = f"color=c={colour}:s={size}:d={seconds:g}" + (f":r={fps}" if fps else "")
+    args = ["-f", "lavfi", "-i", picture]
+    if audio is not None:
+        args += ["-i", str(audio), "-shortest", "-c:a", "aac"]
+    args += ["-c:v", "mpeg4"]
+    if container is not None:
+        args += ["-f", container]
+    return ffmpeg(out, *args)

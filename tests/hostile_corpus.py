@@ -11,9 +11,9 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import shutil
 import struct
-import subprocess
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -24,8 +24,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.audio import find_ffmpeg
-from tests.audio_factory import ENCODINGS, encode, synth, write_wav
+from tests.audio_factory import (
+    ENCODINGS,
+    encode,
+    retag,
+    sine,
+    synth,
+    transcode,
+    video,
+    write_wav,
+)
 
 ACCEPTED = "accepted"
 # What every refusal with a given code says, in the service and in the bot alike.
@@ -74,16 +82,6 @@ class Case:
 # --- builders ---------------------------------------------------------------------------------
 
 
-def _ffmpeg(out: Path, *args: str) -> Path:
-    """Run the real ffmpeg with `args` (inputs and options) writing `out`."""
-    subprocess.run(
-        [find_ffmpeg(), "-nostdin", "-v", "error", "-y", *args, str(out)],
-        check=True,
-        timeout=120,
-    )
-    return out
-
-
 def _source(path: Path, name: str) -> Path:
     """A prepared source file of the corpus folder that `path` lies in."""
     return path.parent / SOURCES / name
@@ -119,7 +117,7 @@ def _via_wav(*args: str, seconds: float = SECONDS, channels: int = 2, rate: int 
             synth(seconds, rate=rate, voice=2, seed=4, channels=channels),
             rate,
         )
-        _ffmpeg(path, "-i", str(src), *args)
+        transcode(src, path, *args)
         src.unlink()
 
     return build
@@ -280,18 +278,14 @@ def _video(with_audio: bool, container: str) -> Callable[[Path], object]:
     """A builder: a small real video (32x32, 5 fps), with or without a music track."""
 
     def build(path: Path) -> None:
-        seconds = SECONDS if with_audio else 2.0
-        args = ["-f", "lavfi", "-i", f"color=c=blue:s=32x32:d={seconds}:r=5"]
-        if with_audio:
-            src = write_wav(
-                path.with_name(path.name + ".src.wav"),
-                synth(seconds, voice=2, seed=6),
-                44100,
-            )
-            args += ["-i", str(src), "-shortest", "-c:a", "aac"]
-        _ffmpeg(path, *args, "-c:v", "mpeg4", "-f", container)
-        if with_audio:
-            src.unlink()
+        if not with_audio:
+            video(path, seconds=2.0, fps=5, container=container)
+            return
+        src = write_wav(
+            path.with_name(path.name + ".src.wav"), synth(SECONDS, voice=2, seed=6), 44100
+        )
+        video(path, seconds=SECONDS, audio=src, fps=5, container=container)
+        src.unlink()
 
     return build
 
@@ -300,7 +294,7 @@ def _video(with_audio: bool, container: str) -> Callable[[Path], object]:
 def _retagged(path: Path) -> None:
     """Resident B re-muxed with other tags: new bytes, the same audio."""
     src = _source(path, RESIDENTS[1])
-    _ffmpeg(path, "-i", str(src), "-c", "copy", "-metadata", "title=Totally New", "-f", "flac")
+    retag(src, path, "Totally New", "-f", "flac")
 
 
 PASSWD_PLAYLIST = "#EXTM3U\n#EXTINF:123,Song\n/etc/passwd\nfile:///etc/shadow\n"
@@ -323,8 +317,8 @@ CASES: tuple[Case, ...] = (
     # a PNG named .ogg: say what it is
     Case("image.ogg", _bytes(_png_bytes()), "not_audio", "a PNG image"),
     # 21 minutes of real (low-bitrate) music: over the 20 min limit
-    Case("21_minutes.mp3", lambda p: _ffmpeg(
-        p, "-f", "lavfi", "-i", "sine=f=330:r=8000:d=1260", "-c:a", "libmp3lame", "-b:a", "8k"),
+    Case("21_minutes.mp3", lambda p: sine(
+        p, seconds=1260, freq=330, rate=8000, args=("-c:a", "libmp3lame", "-b:a", "8k")),
         "too_long", "20 min limit"),
     # half a second of real FLAC: too short, and says how long it is
     Case("half_second.flac", _encoded("flac", 0.5), "too_short", "0.5 s"),
@@ -486,6 +480,16 @@ FOUNDATION = (
     "silence.wav",
     "huge.wav",
 )
+
+
+# The foundation's answers, name -> (code, words the message must contain); the whole corpus
+# goes through the service and the bot in test_hostile.py / test_discord_e2e.py.
+FOUNDATION_REFUSALS: dict[str, tuple[str, str]] = {
+    name: (BY_NAME[name].expect, BY_NAME[name].words or CODE_WORDS[BY_NAME[name].expect])
+    for name in FOUNDATION
+}
+# An absolute path of this machine, as no answer to a hostile upload may show one.
+PATHLIKE = re.compile(r"(?<![\w.])/(?:tmp|etc|home|root|usr|proc|var|work|dev)\b")
 
 
 def build_sources(folder: Path) -> None:

@@ -46,10 +46,24 @@ def setup_steps() -> list[str]:
 
 
 def compose_service() -> dict:
-    """The only service of docker-compose.yml."""
+    """The bot's service of docker-compose.yml (the only one outside a profile)."""
     services = compose()["services"]
-    assert len(services) == 1, services
-    return next(iter(services.values()))
+    always = [name for name, svc in services.items() if not svc.get("profiles")]
+    assert always == ["mimi"], services
+    return services["mimi"]
+
+
+def test_dask_profile_runs_the_same_image_without_data() -> None:
+    """`--profile dask` adds a scheduler and a worker from the bot's image (built with the dask
+    extra); the worker mounts no data volume: jobs reach it as plain data."""
+    services = compose()["services"]
+    assert services["mimi"]["build"]["args"]["EXTRAS"] == "dask"
+    for name in ("dask-scheduler", "dask-worker"):
+        assert services[name]["profiles"] == ["dask"]
+        assert services[name]["image"] == services["mimi"]["image"]
+        assert "volumes" not in services[name]
+    assert services["dask-worker"]["command"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
+    assert services["dask-scheduler"]["command"][:2] == ["dask", "scheduler"]
 
 
 def compose() -> dict:
@@ -149,7 +163,7 @@ def test_compose_service_basics() -> None:
     service = compose_service()
     env_file = service["env_file"]
     assert (env_file if isinstance(env_file, list) else [env_file]) == [".env"]
-    assert service["build"] == "." and service["image"] == "mimi:latest"
+    assert service["build"]["context"] == "." and service["image"] == "mimi:latest"
     assert service["restart"] == "unless-stopped"
     assert service["init"] is True
     assert service["stop_grace_period"]

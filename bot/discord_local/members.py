@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import payloads as P
 
 if TYPE_CHECKING:
-    from .server import Attachment, Interaction, Message, _Guild
+    from .records import Attachment, Interaction, Message, _Guild
 
 JSON = dict[str, Any]
 GUILD_MESSAGES = 1 << 9

@@ -78,6 +78,13 @@ async def serve(
                 await runner.cleanup()
 
 
+def playground_from_cli(
+    data_dir: Path | None, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, why: str = ""
+) -> int:
+    """The local playground on its own data dir (./playground-data unless --data-dir)."""
+    return run(Settings.load(data_dir=data_dir or DEFAULT_DATA_DIR), host, port, why=why)
+
+
 def run(settings: Settings, host: str, port: int, *, why: str = "") -> int:
     """`mimi playground` (and `make run` without a token): serve until Ctrl-C."""
     logging.getLogger().setLevel(settings.log_level.upper())

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings
-from bot.jobs import train_job
 from bot.service import Mimi
+from bot.train_job import train_job
 from tests.audio_factory import encode
+from tests.bot.helpers import teach_voices
 
 VOICES = {"Drone": 0, "Chime": 4, "Pulse": 8}
 GUILD = 5
@@ -18,12 +19,12 @@ GUILD = 5
 
 async def teach_three(mimi: Mimi, folder: Path, songs: int = 2) -> dict[str, list[int]]:
     """Teach `songs` real MP3s of each of three synthetic artists; their song ids."""
-    ids: dict[str, list[int]] = {}
-    for artist, voice in VOICES.items():
-        for i in range(songs):
-            path = encode(folder / f"{artist}{i}.mp3", "mp3", seconds=21, voice=voice, seed=i)
-            ids.setdefault(artist, []).append((await mimi.teach(GUILD, artist, path)).id)
-    return ids
+    return await teach_voices(mimi, folder, VOICES, guild=GUILD, songs=songs, seconds=21)
+
+
+def clip_of(tmp_path: Path, artist: str) -> Path:
+    """A held-out clip of one taught artist."""
+    return encode(tmp_path / f"new_{artist}.ogg", "ogg", seconds=14, voice=VOICES[artist], seed=77)
 
 
 def build_taught(root: Path, weights: Path) -> tuple[Path, dict[str, list[int]]]:

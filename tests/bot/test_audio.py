@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,8 @@ from bot.audio import DecodeLimits, decode, find_ffmpeg, find_ffprobe
 from bot.errors import AudioRejected
 from bot.ingest import file_sha256
 from model_store.features import SAMPLE_RATE
-from tests.audio_factory import ENCODINGS, encode, encode_tagged, synth, write_wav
-from tests.hostile_corpus import BY_NAME, CODE_WORDS, FOUNDATION, build_case
+from tests.audio_factory import ENCODINGS, encode, encode_tagged, synth, video, write_wav
+from tests.hostile_corpus import FOUNDATION_REFUSALS, build_case
 
 LIMITS = DecodeLimits(max_bytes=64 << 20, max_seconds=20 * 60, min_seconds=10.0, timeout_s=60)
 
@@ -46,49 +45,16 @@ def test_format_is_detected_by_content_not_name(tmp_path: Path) -> None:
 def test_video_file_with_audio_track_is_accepted(tmp_path: Path) -> None:
     """An MP4 video with an audio track yields its audio."""
     wav = write_wav(tmp_path / "a.wav", synth(11.0), 44100)
-    out = tmp_path / "clip.mp4"
-    subprocess.run(
-        [
-            find_ffmpeg(),
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=blue:s=64x64:d=11",
-            "-i",
-            str(wav),
-            "-shortest",
-            "-c:v",
-            "mpeg4",
-            "-c:a",
-            "aac",
-            str(out),
-        ],
-        check=True,
-    )
+    out = video(tmp_path / "clip.mp4", seconds=11, audio=wav, size="64x64")
     assert decode(out, LIMITS).seconds == pytest.approx(11.0, abs=0.2)
 
 
-def _hostile(tmp_path: Path, name: str) -> Path:
-    """Build one file of the hostile corpus (tests/hostile_corpus.py) in `tmp_path`."""
-    return build_case(tmp_path, name)
-
-
-# The foundation of the hostile corpus: name -> (code, words the message must contain).
-# The whole corpus goes through the service and the bot in test_hostile.py / test_discord_e2e.py.
-HOSTILE = {
-    name: (BY_NAME[name].expect, BY_NAME[name].words or CODE_WORDS[BY_NAME[name].expect])
-    for name in FOUNDATION
-}
-
-
-@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize("name", sorted(FOUNDATION_REFUSALS))
 def test_hostile_file_gets_its_specific_message(tmp_path: Path, name: str) -> None:
     """Each hostile upload is refused with its own reason code and a human message."""
-    code, words = HOSTILE[name]
+    code, words = FOUNDATION_REFUSALS[name]
     with pytest.raises(AudioRejected) as err:
-        decode(_hostile(tmp_path, name), LIMITS)
+        decode(build_case(tmp_path, name), LIMITS)
     assert err.value.code == code
     assert words in err.value.message
     assert "\n" not in err.value.message and len(err.value.message) < 200
@@ -112,22 +78,7 @@ def test_decoder_wall_clock_limit(tmp_path: Path) -> None:
 
 def test_mpeg_without_audio_stream(tmp_path: Path) -> None:
     """A video with no sound is refused as having no audio track."""
-    out = tmp_path / "silent_film.mp4"
-    subprocess.run(
-        [
-            find_ffmpeg(),
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=32x32:d=2",
-            "-c:v",
-            "mpeg4",
-            str(out),
-        ],
-        check=True,
-    )
+    out = video(tmp_path / "silent_film.mp4", seconds=2, colour="red")
     with pytest.raises(AudioRejected) as err:
         decode(out, LIMITS)
     assert err.value.code == "no_audio"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
 import json
@@ -23,18 +22,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot import backup, backup_files, cli
-from bot.cache import AUDIO_FILE, EMBEDDING, LOGMEL, stages_with_embeddings
+from bot import backup, backup_files
+from bot.cache import AUDIO_FILE
 from bot.config import Settings
+from bot.guess_job import guess_file
 from bot.health import heartbeat_path, write_heartbeat
 from bot.inference import guess_config
-from bot.jobs import MODEL_FILE, TrainJob, guess_file, train_job
 from bot.migrations import MIGRATIONS
 from bot.service import Mimi
 from bot.store import Store
+from bot.train_job import MODEL_FILE, TrainJob, train_job
 from model_store.registry import ModelRegistry
+from model_store.stages import EMBEDDING, LOGMEL, stages_with_embeddings
 from tests.audio_factory import encode
-from tests.bot.test_training import teach_two_artists
+from tests.bot.helpers import run_mimi, teach_alpha_and_beta
 
 ROOT = Path(__file__).resolve().parents[2]
 GUILD, OTHER = 7, 876543210987654321  # a real-sized snowflake: long member names
@@ -54,17 +55,9 @@ def settings_for(data: Path, weights: Path, **over) -> Settings:
     return Settings.load(environ={}, env_file=None, data_dir=data, frontend_weights=weights, **over)
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    """Run `mimi ARGV` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(list(argv))
-    return code, out.getvalue(), err.getvalue()
-
-
 def ok_json(*argv: str) -> dict:
     """Run a mimi command that must succeed with --json; its payload."""
-    code, out, err = run(*argv, "--json")
+    code, out, err = run_mimi(*argv, "--json")
     assert code == 0, err
     return json.loads(out)
 
@@ -87,7 +80,7 @@ def version_files(models: Path, guild: int, version: int) -> dict[str, str]:
 
 async def _build(settings: Settings, work: Path) -> None:
     async with await Mimi.open(settings) as mimi:
-        await teach_two_artists(mimi, work / "songs", guild=GUILD)
+        await teach_alpha_and_beta(mimi, work / "songs", guild=GUILD)
         await mimi.teach(OTHER, "Solo", encode(work / "solo.mp3", "mp3", voice=5, seed=3))
         job = await mimi.training_job(GUILD)
         for _ in range(2):
@@ -227,7 +220,7 @@ def test_song_forgotten_during_backup_is_left_out(
     monkeypatch.setattr(Store, "backup_to", snapshot_then_forget)
     report = ok_json("backup", str(tmp_path / "b.tar"), "--data-dir", str(live))
     assert report["skipped_songs"] == forgotten and report["songs"] == 4
-    code, out, _ = run("backup", str(tmp_path / "c.tar"), "--data-dir", str(live))
+    code, out, _ = run_mimi("backup", str(tmp_path / "c.tar"), "--data-dir", str(live))
     assert code == 0 and "Backed up 4 songs of 2 servers and 2 model versions" in out
     restored = ok_json("restore", str(tmp_path / "b.tar"), "--data-dir", str(tmp_path / "r"))
     assert restored["songs"] == 4
@@ -281,7 +274,7 @@ async def test_restore_refuses_existing_db_then_force_replaces_it(
         await mimi.forget_artist(GUILD, "Beta")
     before = tree(target)
     code, out, err = await asyncio.to_thread(
-        run, "restore", str(source.archive), "--data-dir", str(target)
+        run_mimi, "restore", str(source.archive), "--data-dir", str(target)
     )
     assert code == 1 and out == ""
     assert err == (
@@ -296,7 +289,7 @@ async def test_restore_refuses_existing_db_then_force_replaces_it(
         write_heartbeat(heartbeat_path(settings), beat)
         started = time.perf_counter()
         code, out, err = await asyncio.to_thread(
-            run, "restore", str(source.archive), "--data-dir", str(target), "--force", "--json"
+            run_mimi, "restore", str(source.archive), "--data-dir", str(target), "--force", "--json"
         )
         seconds = time.perf_counter() - started
         assert code == 0, err
@@ -329,7 +322,7 @@ def test_backup_refuses_existing_file_and_names_one_in_a_folder(
     data = str(source.settings.data_dir)
     existing = tmp_path / "keep.tar"
     existing.write_bytes(b"precious")
-    code, out, err = run("backup", str(existing), "--data-dir", data)
+    code, out, err = run_mimi("backup", str(existing), "--data-dir", data)
     assert (code, out) == (1, "") and err == (
         f"mimi: {existing} already exists; a backup never overwrites a file.\n"
     )
@@ -348,7 +341,7 @@ def test_backup_refuses_existing_file_and_names_one_in_a_folder(
     assert gz.read_bytes()[:2] == b"\x1f\x8b"
     restored = ok_json("restore", str(gz), "--data-dir", str(tmp_path / "r"))
     assert (restored["guilds"], restored["songs"], restored["model_versions"]) == (2, 5, 2)
-    code, _, err = run("backup", str(tmp_path / "x.tar"), "--data-dir", str(tmp_path / "none"))
+    code, _, err = run_mimi("backup", str(tmp_path / "x.tar"), "--data-dir", str(tmp_path / "none"))
     assert code == 1 and "There is no database at" in err
     assert not (tmp_path / "none").exists() and not (tmp_path / "x.tar").exists()
 
@@ -496,7 +489,7 @@ def test_bad_archive_is_refused_and_changes_nothing(
     target = copy_data(source, tmp_path / "target")
     before = tree(target)
     for data, force in ((target, ["--force"]), (tmp_path / "fresh", [])):
-        code, out, err = run("restore", str(bad), "--data-dir", str(data), *force)
+        code, out, err = run_mimi("restore", str(bad), "--data-dir", str(data), *force)
         assert (code, out) == (1, "")
         assert re.fullmatch(rf"mimi: .*{message}.*\n", err), err
     assert tree(target) == before and not (tmp_path / "fresh").exists()

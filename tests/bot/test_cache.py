@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.cache import LOGMEL, SongCache, Stage
+from bot.cache import SongCache
+from model_store.stages import LOGMEL, Stage
 from tests.audio_factory import synth
 
 KEY, ORPHAN_OLD, ORPHAN_NEW = "ab" * 32, "cd" * 32, "ef" * 32  # song keys: audio sha256s

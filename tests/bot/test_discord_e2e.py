@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,18 @@ import pytest_asyncio
 from bot.client import MimiBot
 from bot.config import Settings
 from tests.audio_factory import encode, stranger
+from tests.bot.helpers import invoke_teach
 from tests.discord_standin import DiscordStandIn, running_bot
-from tests.hostile_corpus import ACCEPTED, CASES, CODE_WORDS, RESIDENTS, Case, corpus, source
+from tests.hostile_corpus import (
+    ACCEPTED,
+    CASES,
+    CODE_WORDS,
+    PATHLIKE,
+    RESIDENTS,
+    Case,
+    corpus,
+    source,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 HOME, OTHER, SPARE = 7001, 7002, 7003  # SPARE: where the hostile corpus is taught
@@ -70,20 +79,14 @@ async def env(tmp_path_factory: pytest.TempPathFactory, frontend_weights: Path):
             yield standin, bot
 
 
-async def teach(standin: DiscordStandIn, name: str, data: bytes, artist: str, **kw):
-    """Invoke /teach with one attachment and return the interaction."""
-    att = standin.add_file(name, data, "audio/mpeg")
-    return await standin.invoke(
-        kw.pop("guild", HOME), "teach", {"artist": artist, "song": att}, **kw
-    )
-
-
 async def test_teach_retrain_guess_stats(env, files) -> None:
     """Teach two artists; the retrain posts news; /guess names held-out clips; /stats shows it."""
     standin, bot = env
     for artist in VOICES:
         for i in range(2):
-            inter = await teach(standin, f"{artist}{i}.mp3", files[f"{artist}{i}.mp3"], artist)
+            inter = await invoke_teach(
+                standin, HOME, f"{artist}{i}.mp3", files[f"{artist}{i}.mp3"], artist
+            )
             reply = await inter.final(timeout=90)
             assert inter.defer_latency < 3.0
             assert "Learned **" in reply.content and "retrain is scheduled" in reply.content
@@ -117,7 +120,7 @@ async def test_teach_retrain_guess_stats(env, files) -> None:
                  if o["name"] == "artist"]  # fmt: skip
     assert option["max_length"] == 64  # the real limit of a name, not a larger one
     assert fields["Artists (2)"].count("2 songs") == 2
-    again = await teach(standin, "Drone0.mp3", files["Drone0.mp3"], "drone")
+    again = await invoke_teach(standin, HOME, "Drone0.mp3", files["Drone0.mp3"], "drone")
     assert "Already known" in (await again.final(timeout=60)).content
 
 
@@ -137,16 +140,13 @@ def hostile_upload(standin: DiscordStandIn, case: Case, hostile: dict[str, Path]
     return att
 
 
-_PATHLIKE = re.compile(r"(?<![\w.])/(?:tmp|etc|home|root|usr|proc|var|work|dev)\b")
-
-
 def assert_inert(reply) -> None:
     """A reply that fits Discord, pings nobody, and shows no path or internal failure."""
     assert reply.content is None or len(reply.content) <= 2000
     text = reply.content or ""
     assert reply.allowed_mentions == {"parse": []}
     assert "@everyone" not in text and "<@123456789012345678>" not in text
-    assert not _PATHLIKE.search(text) and "root:" not in text, text
+    assert not PATHLIKE.search(text) and "root:" not in text, text
     assert "Something went wrong" not in text, text
 
 
@@ -208,7 +208,9 @@ async def test_other_guild_sees_nothing(env, files) -> None:
 async def test_permissions_for_forget_and_retrain(env, files) -> None:
     """Members may forget only their own songs; /retrain needs Manage Server."""
     standin, bot = env
-    mine = await teach(standin, "Chime2.mp3", files["Chime2.mp3"], "Chime", user_id=4242)
+    mine = await invoke_teach(
+        standin, HOME, "Chime2.mp3", files["Chime2.mp3"], "Chime", user_id=4242
+    )
     await mine.final(timeout=60)
     song = next(s for s in await bot.mimi.store.songs(HOME) if s.taught_by == 4242)
     other = next(s for s in await bot.mimi.store.songs(HOME) if s.taught_by != 4242)
@@ -317,8 +319,8 @@ async def test_hostile_artist_name_is_refused_privately(env, files, artist: str,
 async def test_names_cannot_ping_or_format(env, files) -> None:
     """A hostile artist name is stored cleanly and echoed inert, with mentions disabled."""
     standin, bot = env
-    inter = await teach(
-        standin, "Drone2.mp3", files["Drone2.mp3"], "@everyone **x**\u200b", guild=OTHER
+    inter = await invoke_teach(
+        standin, OTHER, "Drone2.mp3", files["Drone2.mp3"], "@everyone **x**\u200b"
     )
     reply = await inter.final(timeout=60)
     assert "\\*\\*x\\*\\*" in reply.content and "@\u200beveryone" in reply.content
@@ -335,7 +337,7 @@ async def test_quota_refuses_before_download(env, files) -> None:
     bot.settings = dataclasses.replace(settings, max_guild_songs=1)
     bot.mimi.settings = bot.settings
     try:
-        inter = await teach(standin, "Chime1.mp3", files["Chime1.mp3"], "New Artist")
+        inter = await invoke_teach(standin, HOME, "Chime1.mp3", files["Chime1.mp3"], "New Artist")
         reply = await inter.final(timeout=30)
         assert reply.ephemeral and "limit of 1 song;" in reply.content
     finally:

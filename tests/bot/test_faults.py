@@ -19,9 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -30,15 +28,22 @@ import pytest_asyncio
 from bot.client import MimiBot
 from bot.config import Settings
 from bot.errors import DISK_FULL, READ_ONLY, StorageError, storage_error
+from bot.guess_job import guess_clip, guess_file
 from bot.inference import guess_config
-from bot.jobs import guess_file
 from bot.service import Mimi
 from bot.store import Store
 from bot.training import INTERRUPTED, WORKER_DIED, TrainingEvent
 from model_store.registry import ModelRegistry
 from tests.audio_factory import encode
-from tests.bot.test_discord_e2e import teach
-from tests.bot.test_training import Recorder, brief, kill_workers
+from tests.bot.helpers import (
+    Recorder,
+    brief,
+    can_mount,
+    invoke_teach,
+    kill_workers,
+    mount,
+    unmount,
+)
 from tests.discord_standin import DiscordStandIn, running_bot
 from tests.mimi_process import cli, mimi_env
 
@@ -107,20 +112,6 @@ def kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-@cache
-def can_mount() -> bool:
-    """Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN)."""
-    probe = Path(f"/tmp/mimi-mount-probe-{uuid.uuid4().hex}")
-    probe.mkdir()
-    try:
-        ok = _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)).returncode == 0
-        if ok:
-            _mount_out("umount", probe)
-        return ok
-    finally:
-        probe.rmdir()
-
-
 def chmod_forbids_writes(scratch: Path) -> bool:
     """Whether a folder chmod-ed 0555 refuses this process a new file (not so for root)."""
     probe = scratch / "chmod-probe"
@@ -138,31 +129,21 @@ def chmod_forbids_writes(scratch: Path) -> bool:
         probe.rmdir()
 
 
-def _mount(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-
-
-def _mount_out(command: str, path: Path) -> None:
-    """umount `path`, lazily if something still holds it."""
-    if subprocess.run([command, str(path)], capture_output=True, check=False).returncode:
-        subprocess.run([command, "-l", str(path)], capture_output=True, check=False)
-
-
 @contextlib.contextmanager
 def tmpfs(path: Path, size: str) -> Iterator[Path]:
     """A fresh tmpfs of `size` mounted on `path` for the duration."""
     path.mkdir(parents=True, exist_ok=True)
-    done = _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
+    done = mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
     assert done.returncode == 0, done.stderr
     try:
         yield path
     finally:
-        _mount_out("umount", path)
+        unmount(path)
 
 
 def remount(path: Path, mode: str) -> None:
     """Remount the tmpfs on `path` read-only ("ro") or writable ("rw")."""
-    done = _mount("-o", f"remount,{mode}", str(path))
+    done = mount("-o", f"remount,{mode}", str(path))
     assert done.returncode == 0, done.stderr
 
 
@@ -397,7 +378,7 @@ async def test_guess_worker_killed_mid_guess_gets_private_error_then_recovers(
     (victim,) = await until(pool.pids, "guessing worker")
 
     def guess_queued() -> bool:  # (a peek inside the executor: the job went to the worker)
-        return any(w.fn is guess_file for w in pool._pool._pending_work_items.values())
+        return any(w.fn is guess_clip for w in pool._pool._pending_work_items.values())
 
     os.kill(victim, signal.SIGSTOP)  # it can take the job but never finish it
     try:
@@ -488,7 +469,7 @@ async def test_teach_on_a_full_or_read_only_disk_answers_privately(env, audio: P
 
     async def teach_faults(i: int):
         name = f"late{i}.mp3"
-        inter = await teach(standin, name, (audio / name).read_bytes(), "Alpha", guild=FAULTS)
+        inter = await invoke_teach(standin, FAULTS, name, (audio / name).read_bytes(), "Alpha")
         return inter, await inter.final(timeout=120)
 
     with tmpfs(cache, "2m"):  # this guild's song folders, on a disk of their own

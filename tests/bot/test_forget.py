@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from bot.errors import NoModel
+from bot.guess_job import guess_file
 from bot.inference import guess_config
-from bot.jobs import guess_file, train_job
 from bot.service import Mimi
-from model_store.registry import NoModel
+from bot.train_job import train_job
 from tests.audio_factory import encode
-from tests.bot.taught import GUILD, VOICES, run_cli
+from tests.bot.taught import GUILD, clip_of, run_cli
 
 
 @pytest.fixture
@@ -25,11 +25,6 @@ def mimi(taught_mimi: Mimi) -> Mimi:
 def trained(taught_dir) -> dict[str, list[int]]:
     """The song ids by artist of the taught data dir."""
     return taught_dir[1]
-
-
-def clip_of(tmp_path: Path, artist: str) -> Path:
-    """A held-out clip of one artist."""
-    return encode(tmp_path / f"new_{artist}.ogg", "ogg", seconds=14, voice=VOICES[artist], seed=77)
 
 
 def names_in(payload: object) -> str:

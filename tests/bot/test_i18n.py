@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Modules whose errors can reach a member on Discord (the CLI-only ones may stay English).
 MEMBER_FACING = [
     "bot/audio.py", "bot/sniff.py", "bot/names.py", "bot/store.py", "bot/service.py",
-    "bot/pool.py", "bot/jobs.py", "bot/ingest.py", "bot/training.py", "bot/errors.py",
+    "bot/pool.py", "bot/guess_job.py", "bot/train_job.py", "bot/ingest.py", "bot/training.py",
+    "bot/errors.py", "bot/store_songs.py", "bot/store_people.py", "bot/service_records.py",
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "cogs").glob("*.py"))),
 ]  # fmt: skip
 ERRORS = {"MimiError", "AudioRejected", "NotFound", "InvalidName", "DuplicateSong",

@@ -10,15 +10,15 @@ import pytest
 
 from bot.errors import MimiError
 from bot.inference import InferenceService
-from bot.jobs import train_job
 from bot.service import Mimi
+from bot.train_job import train_job
 from tests.audio_factory import encode
-from tests.bot.test_jobs import teach_two_artists
+from tests.bot.helpers import teach_drone_and_chime
 
 
 async def test_worker_guesses_follows_publish_and_recovers(mimi: Mimi, tmp_path: Path) -> None:
     """Guesses run in the worker; a new version is picked up; a killed worker is replaced."""
-    await teach_two_artists(mimi, tmp_path, songs=2)
+    await teach_drone_and_chime(mimi, tmp_path, songs=2)
     train_job(await mimi.training_job(1))
     service = InferenceService(mimi.settings)
     await service.start()

@@ -28,13 +28,13 @@ from hypothesis.stateful import (
 from bot import cli_model
 from bot.cache import AUDIO_FILE
 from bot.config import Settings
-from bot.errors import DuplicateSong, MimiError, NotFound
+from bot.errors import DuplicateSong, MimiError, NoModel, NotFound
+from bot.guess_job import guess_file
 from bot.inference import guess_config
 from bot.ingest import IngestConfig, ingest_file
-from bot.jobs import guess_file
 from bot.service import Mimi
 from bot.training import TrainingService
-from model_store.registry import CURRENT_FILE, ModelRegistry, NoModel
+from model_store.registry import CURRENT_FILE, ModelRegistry
 from tests.audio_factory import encode
 
 GUILDS = (1, 2**62, 0)  # small, huge (still a signed 64-bit int) and zero

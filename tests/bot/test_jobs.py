@@ -6,30 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from bot import jobs
-from bot.errors import MimiError
+from bot import guess_job
+from bot.errors import MimiError, NoModel
+from bot.guess_job import guess_file
 from bot.inference import guess_config
-from bot.jobs import guess_file, train_job
 from bot.service import Mimi
+from bot.train_job import MODEL_FILE, train_job
 from model_store.head import HEAD_FILE
 from model_store.predict import window_starts
-from model_store.registry import ModelRegistry, NoModel
+from model_store.registry import ModelRegistry
 from tests.audio_factory import encode
-
-ARTISTS = {"Drone": 0, "Chime": 4}
-
-
-async def teach_two_artists(mimi: Mimi, tmp_path: Path, guild: int = 1, songs: int = 3) -> None:
-    """Teach `songs` real MP3s of each synthetic artist."""
-    for artist, voice in ARTISTS.items():
-        for i in range(songs):
-            path = encode(tmp_path / f"{artist}{i}.mp3", "mp3", seconds=21, voice=voice, seed=i)
-            await mimi.teach(guild, artist, path)
+from tests.bot.helpers import DRONE_AND_CHIME, teach_drone_and_chime
 
 
 async def test_train_then_guess_held_out_audio(mimi: Mimi, tmp_path: Path) -> None:
     """A published model names the artist of audio it never heard, with a window timeline."""
-    await teach_two_artists(mimi, tmp_path)
+    await teach_drone_and_chime(mimi, tmp_path)
     progress: list[tuple] = []
 
     class Sink:
@@ -38,10 +30,10 @@ async def test_train_then_guess_held_out_audio(mimi: Mimi, tmp_path: Path) -> No
 
     meta = train_job(await mimi.training_job(1), Sink())
     assert meta["version"] == 1 and meta["artists"] == ["Chime", "Drone"]
-    assert meta["metrics"]["val_songs"] == 2 and meta["snapshot"].keys() == ARTISTS.keys()
+    assert meta["metrics"]["val_songs"] == 2 and meta["snapshot"].keys() == DRONE_AND_CHIME.keys()
     assert progress and progress[0][0] == 1
     config = guess_config(mimi.settings)
-    for artist, voice in ARTISTS.items():
+    for artist, voice in DRONE_AND_CHIME.items():
         clip = encode(tmp_path / f"new_{artist}.ogg", "ogg", seconds=25, voice=voice, seed=77)
         result = guess_file(clip, 1, config)
         assert result["top"][0]["artist"] == artist
@@ -53,19 +45,19 @@ async def test_train_then_guess_held_out_audio(mimi: Mimi, tmp_path: Path) -> No
 async def test_versions_without_numpy_head_are_upgraded(mimi: Mimi, tmp_path: Path) -> None:
     """A version published before head.npz existed answers the same after an in-place upgrade
     from its model.keras; one whose model file is unreadable says to retrain."""
-    await teach_two_artists(mimi, tmp_path, songs=2)
+    await teach_drone_and_chime(mimi, tmp_path, songs=2)
     train_job(await mimi.training_job(1))
     folder = mimi.registry.folder(1, 1)
-    clip = encode(tmp_path / "q.ogg", "ogg", seconds=12, voice=ARTISTS["Drone"], seed=5)
+    clip = encode(tmp_path / "q.ogg", "ogg", seconds=12, voice=DRONE_AND_CHIME["Drone"], seed=5)
     config = guess_config(mimi.settings)
     before = guess_file(clip, 1, config)
     (folder / HEAD_FILE).unlink()
-    jobs._MODELS.clear()  # a fresh worker
+    guess_job._MODELS.clear()  # a fresh worker
     after = guess_file(clip, 1, config)
     assert after["top"] == before["top"] and (folder / HEAD_FILE).is_file()
     (folder / HEAD_FILE).unlink()
-    (folder / jobs.MODEL_FILE).write_bytes(b"damaged")
-    jobs._MODELS.clear()
+    (folder / MODEL_FILE).write_bytes(b"damaged")
+    guess_job._MODELS.clear()
     with pytest.raises(MimiError, match="/retrain") as err:
         guess_file(clip, 1, config)
     assert err.value.code == "model_unreadable"
@@ -80,7 +72,7 @@ async def test_guess_before_any_model_says_what_to_do(mimi: Mimi, tmp_path: Path
 
 async def test_short_clips_can_be_guessed(mimi: Mimi, tmp_path: Path) -> None:
     """A 4-second clip (shorter than a training clip) still gets a one-window guess."""
-    await teach_two_artists(mimi, tmp_path, songs=2)
+    await teach_drone_and_chime(mimi, tmp_path, songs=2)
     train_job(await mimi.training_job(1))
     clip = encode(tmp_path / "short.wav", "wav", seconds=4, voice=0, seed=5)
     result = guess_file(clip, 1, guess_config(mimi.settings))
@@ -91,7 +83,7 @@ async def test_short_clips_can_be_guessed(mimi: Mimi, tmp_path: Path) -> None:
 
 async def test_scratch_model_trains_and_guesses(mimi: Mimi, tmp_path: Path) -> None:
     """The original recipe is available as a model kind and answers guesses too."""
-    await teach_two_artists(mimi, tmp_path)
+    await teach_drone_and_chime(mimi, tmp_path)
     meta = train_job(await mimi.training_job(1, kind="scratch"))
     assert meta["kind"] == "scratch" and meta["frontend_version"] is None
     result = guess_file(
@@ -100,12 +92,12 @@ async def test_scratch_model_trains_and_guesses(mimi: Mimi, tmp_path: Path) -> N
         guess_config(mimi.settings),
     )
     assert result["model_version"] == 1 and result["tags"] == []
-    assert {t["artist"] for t in result["top"]} == set(ARTISTS)
+    assert {t["artist"] for t in result["top"]} == set(DRONE_AND_CHIME)
 
 
 async def test_guilds_have_separate_models(mimi: Mimi, tmp_path: Path) -> None:
     """Training guild 1 publishes nothing for guild 2."""
-    await teach_two_artists(mimi, tmp_path, songs=2)
+    await teach_drone_and_chime(mimi, tmp_path, songs=2)
     train_job(await mimi.training_job(1))
     registry = ModelRegistry(mimi.settings.models_dir)
     assert registry.current(1) is not None and registry.current(2) is None

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.cache import EMBEDDING, SongCache, stages_with_embeddings
+from bot.cache import SongCache
 from bot.config import Settings
-from bot.jobs import MODEL_FILE, train_job
 from bot.service import Mimi
+from bot.train_job import MODEL_FILE, train_job
 from bot.training import TrainingService, outdated
 from model_store import features
 from model_store.head import HeadConfig, SongEmbeddings
 from model_store.openset import REFERENCE_FILE
 from model_store.registry import ModelRegistry
+from model_store.stages import EMBEDDING, stages_with_embeddings
 from model_store.train import train_head_model
 from tests.audio_factory import encode, stranger
 from tests.bot.taught import GUILD, VOICES

@@ -11,50 +11,46 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from bot import service as service_module
 from bot.cache import AUDIO_FILE, CLAIM_PREFIX, tmp_prefix
 from bot.config import Settings
-from bot.ingest import ingest_file
-from bot.jobs import train_job
+from bot.ingest import ingest_file, store_song
 from bot.migrations import MIGRATIONS
 from bot.owner import owner_alive, process_token
 from bot.service import INTERRUPTED, Mimi
 from bot.store import Store
+from bot.train_job import train_job
 from bot.training import TrainingService
-from tests.audio_factory import encode
+from tests.audio_factory import encode, retag
+from tests.bot.helpers import teach_voices
 from tests.conftest import song_dirs
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def retagged(src: Path, out: Path) -> Path:
-    """The same audio with a different title tag: other file bytes, same decoded audio."""
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-c", "copy",
-         "-metadata", "title=Retagged", str(out)],
-        check=True,
-    )  # fmt: skip
-    assert out.read_bytes() != src.read_bytes()
-    return out
-
-
 async def test_teach_racing_a_forget_of_the_same_audio_keeps_its_files(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A retagged copy taught while the original is forgotten (the forget lands after the copy
-    was read, before it is recorded) is read again: the stored song has its audio."""
+    was written, before it is recorded) is written again: the stored song has its audio."""
     original = encode(tmp_path / "song.mp3", "mp3", voice=2)
-    copy = retagged(original, tmp_path / "copy.mp3")
-    forgets: list[asyncio.Task] = []
+    copy = retag(original, tmp_path / "copy.mp3", "Retagged")  # other bytes, same audio
+    assert copy.read_bytes() != original.read_bytes()
+    forgets: list[object] = []
+    loop = asyncio.get_running_loop()
 
-    async def run(fn, *args, guild=None):
-        result = await asyncio.to_thread(fn, *args)
-        if fn is ingest_file and not forgets:  # the forget wins the race, once
-            forgets.append(asyncio.ensure_future(mimi.forget_song(7, first.id)))
-            await forgets[0]
-        return result
+    def store_then_forget(cache, guild_id, song, data):
+        stored = store_song(cache, guild_id, song, data)
+        if not forgets:  # the forget wins the race, once: after the files, before the insert
+            forgets.append(
+                asyncio.run_coroutine_threadsafe(mimi.forget_song(7, first.id), loop).result()
+            )
+        return stored
 
-    mimi = await Mimi.open(settings, run=run)
+    monkeypatch.setattr(service_module, "store_song", store_then_forget)
+    mimi = await Mimi.open(settings)
     try:
         first = await mimi.store.add_song(7, "A", (await _ingested(mimi, original)))
         mimi.cache.release(7, first.audio_sha256)
@@ -81,10 +77,7 @@ async def test_song_ids_are_never_reused_and_resume_sees_the_change(
 ) -> None:
     """Forget the newest song and teach another: it gets a new id, so a restarted bot sees the
     model's snapshot differ and schedules a retrain."""
-    for artist, voice in (("A", 0), ("B", 4)):
-        for i in range(2):
-            path = encode(tmp_path / f"{artist}{i}.mp3", "mp3", seconds=21, voice=voice, seed=i)
-            await mimi.teach(3, artist, path)
+    await teach_voices(mimi, tmp_path, {"A": 0, "B": 4}, guild=3, songs=2, seconds=21)
     train_job(await mimi.training_job(3))
     newest = max(s.id for s in await mimi.store.songs(3))
     await mimi.forget_song(3, newest)

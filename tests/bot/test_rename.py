@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,19 +10,13 @@ import pytest
 from bot.errors import MimiError
 from bot.forgetting import Live, merge_columns, renames
 from bot.service import Mimi
-from tests.audio_factory import encode
-from tests.bot.taught import GUILD, VOICES, run_cli
+from tests.bot.taught import GUILD, clip_of, run_cli
 
 
 @pytest.fixture
 def mimi(taught_mimi: Mimi) -> Mimi:
     """The service on this test's own copy of the taught data dir (Drone, Chime, Pulse; v1)."""
     return taught_mimi
-
-
-def clip_of(tmp_path: Path, artist: str) -> Path:
-    """A held-out clip of one artist."""
-    return encode(tmp_path / f"new_{artist}.ogg", "ogg", seconds=14, voice=VOICES[artist], seed=77)
 
 
 async def test_rename_answers_under_the_new_name_without_a_retrain(mimi: Mimi, tmp_path) -> None:

@@ -19,9 +19,7 @@ import sys
 import tarfile
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from bot.owner import process_token
 from bot.service import Mimi
 from bot.store import NewSong, Store
 from model_store.features import WEIGHTS_FILENAME
+from tests.bot.helpers import can_mount, mount, run_mimi, unmount
 
 ROOT = Path(__file__).resolve().parents[2]
 GUILD, OTHER = 7, 876543210987654321
@@ -42,14 +41,6 @@ WEIGHTS = ROOT / "pretrained" / WEIGHTS_FILENAME  # never loaded here
 def settings_for(data: Path) -> Settings:
     """Settings on `data` with no environment influence."""
     return Settings.load(environ={}, env_file=None, data_dir=data, frontend_weights=WEIGHTS)
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    """Run `mimi ARGV` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -106,7 +97,7 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for name, songs, seed in (("a", {GUILD: 2, OTHER: 1}, 1), ("b", {GUILD: 2}, 2)):
         data = make_data(work / f"data-{name}", songs, seed)
-        code, _, err = run("backup", str(work / f"{name}.tar"), "--data-dir", str(data))
+        code, _, err = run_mimi("backup", str(work / f"{name}.tar"), "--data-dir", str(data))
         assert code == 0, err
         out[name], out[f"{name}-data"] = work / f"{name}.tar", data
     return out
@@ -127,24 +118,6 @@ def cache_files(data: Path) -> dict[str, str]:
 # --- mounts -------------------------------------------------------------------------------
 
 
-def _mount(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-
-
-@cache
-def can_mount() -> bool:
-    """Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN)."""
-    probe = Path(f"/tmp/mimi-mount-probe-{uuid.uuid4().hex}")
-    probe.mkdir()
-    try:
-        ok = _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)).returncode == 0
-        if ok:
-            subprocess.run(["umount", str(probe)], check=False)
-        return ok
-    finally:
-        probe.rmdir()
-
-
 @contextlib.contextmanager
 def docker_layout(data: Path) -> Iterator[Path]:
     """data/, data/cache and data/models as three tmpfs mounts, as docker-compose.yml has."""
@@ -154,15 +127,14 @@ def docker_layout(data: Path) -> Iterator[Path]:
     try:
         for path in (data, data / "cache", data / "models"):
             path.mkdir(parents=True, exist_ok=True)
-            done = _mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", str(path))
+            done = mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", str(path))
             assert done.returncode == 0, done.stderr
             mounted.append(path)
         assert all(os.path.ismount(p) for p in mounted)
         yield data
     finally:
         for path in reversed(mounted):
-            if subprocess.run(["umount", str(path)], capture_output=True).returncode:
-                subprocess.run(["umount", "-l", str(path)], capture_output=True)
+            unmount(path)
 
 
 def test_restore_onto_docker_volume_mount_points(
@@ -171,13 +143,13 @@ def test_restore_onto_docker_volume_mount_points(
     """data/, data/cache, data/models are mount points: restore replaces their contents (fresh,
     then --force), leaves no staging behind, and a failed install puts everything back."""
     with docker_layout(tmp_path / "data") as data:
-        code, out, err = run("restore", str(archives["a"]), "--data-dir", str(data), "--json")
+        code, out, err = run_mimi("restore", str(archives["a"]), "--data-dir", str(data), "--json")
         assert code == 0, err
         assert (json.loads(out)["songs"], song_count(data)) == (3, 3)
         assert cache_files(data) == cache_files(archives["a-data"])
         (data / "models" / "5").mkdir()
         (data / "models" / "5" / "stale").write_text("old model")
-        code, _, err = run("restore", str(archives["b"]), "--data-dir", str(data), "--force")
+        code, _, err = run_mimi("restore", str(archives["b"]), "--data-dir", str(data), "--force")
         assert code == 0, err
         assert song_count(data) == 2
         assert cache_files(data) == cache_files(archives["b-data"])
@@ -191,7 +163,7 @@ def test_restore_onto_docker_volume_mount_points(
             raise sqlite3.OperationalError("disk I/O error")
 
         monkeypatch.setattr(Store, "restore_from", broken)
-        code, _, err = run("restore", str(archives["a"]), "--data-dir", str(data), "--force")
+        code, _, err = run_mimi("restore", str(archives["a"]), "--data-dir", str(data), "--force")
         assert code == 1 and "disk I/O error" in err
         assert tree(data) == before and song_count(data) == 2
 
@@ -204,7 +176,7 @@ def test_failed_fresh_restore_on_mount_points_leaves_nothing(
     edit_db(archives["a"], bad, "CREATE VIEW v AS SELECT * FROM songs")
     with docker_layout(tmp_path / "data") as data:
         before = tree(data)
-        code, _, err = run("restore", str(bad), "--data-dir", str(data))
+        code, _, err = run_mimi("restore", str(bad), "--data-dir", str(data))
         assert code == 1 and "holds a view ('v')" in err
         assert tree(data) == before == {"cache": "dir", "models": "dir"}
 
@@ -317,10 +289,10 @@ def test_doctored_database_is_refused_before_anything_is_installed(
     sql, message = DOCTORED[case]
     bad = edit_db(archives["a"], tmp_path / "bad.tar", sql)
     target = tmp_path / "target"
-    assert run("restore", str(archives["b"]), "--data-dir", str(target))[0] == 0
+    assert run_mimi("restore", str(archives["b"]), "--data-dir", str(target))[0] == 0
     before = tree(target)
     for data, force in ((target, ["--force"]), (tmp_path / "fresh", [])):
-        code, out, err = run("restore", str(bad), "--data-dir", str(data), *force)
+        code, out, err = run_mimi("restore", str(bad), "--data-dir", str(data), *force)
         assert (code, out) == (1, ""), err
         assert re.fullmatch(rf"mimi: The database in .*{message}.*\n", err), err
     assert tree(target) == before and song_count(target) == 2
@@ -377,7 +349,9 @@ def test_backup_builds_cache_paths_through_song_dir(
         return real(self, guild_id, key)
 
     monkeypatch.setattr(SongCache, "song_dir", spy)
-    code, _, err = run("backup", str(tmp_path / "b.tar"), "--data-dir", str(archives["a-data"]))
+    code, _, err = run_mimi(
+        "backup", str(tmp_path / "b.tar"), "--data-dir", str(archives["a-data"])
+    )
     assert code == 0, err
     assert len(asked) == 3
 
@@ -388,7 +362,7 @@ def test_archive_member_with_a_bad_key_is_refused(archives: dict[str, Path], tmp
         members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
     info = tarfile.TarInfo(f"cache/{GUILD}/{'AB' * 32}/audio.flac")
     bad = write_tar(tmp_path / "bad.tar", reseal([(info, b"x"), *members]))
-    code, _, err = run("restore", str(bad), "--data-dir", str(tmp_path / "fresh"))
+    code, _, err = run_mimi("restore", str(bad), "--data-dir", str(tmp_path / "fresh"))
     assert code == 1 and f"holds 'cache/{GUILD}/{'AB' * 32}/audio.flac'" in err
     assert not (tmp_path / "fresh").exists()
 
@@ -404,7 +378,7 @@ def test_every_member_goes_through_the_data_filter(
         return real(member, dest)
 
     monkeypatch.setattr(tarfile, "data_filter", spy)
-    code, _, err = run("restore", str(archives["a"]), "--data-dir", str(tmp_path / "r"))
+    code, _, err = run_mimi("restore", str(archives["a"]), "--data-dir", str(tmp_path / "r"))
     assert code == 0, err
     with tarfile.open(archives["a"]) as tar:
         names = tar.getnames()
@@ -521,12 +495,12 @@ def test_tar_bombs_are_refused_without_writing(
             ["--max-bytes", "4K"],
         )
     target = tmp_path / "target"
-    assert run("restore", str(archives["b"]), "--data-dir", str(target))[0] == 0
+    assert run_mimi("restore", str(archives["b"]), "--data-dir", str(target))[0] == 0
     before, baseline = tree(target), disk_usage(target)
     for data, force in ((target, ["--force"]), (tmp_path / "fresh", [])):
         data.mkdir(exist_ok=True)
         with DiskWatch(data) as watch:
-            code, out, err = run("restore", str(bad), "--data-dir", str(data), *force, *extra)
+            code, out, err = run_mimi("restore", str(bad), "--data-dir", str(data), *force, *extra)
         assert (code, out) == (1, ""), err
         assert re.fullmatch(rf"mimi: .*{message}.*\n", err), err
         assert watch.peak - (baseline if data == target else 0) < 4 << 20
@@ -551,7 +525,7 @@ def test_manifest_is_read_first_even_though_it_is_written_last(
     data_dir = tmp_path / "fresh"
     data_dir.mkdir()
     with DiskWatch(data_dir) as watch:
-        code, _, err = run("restore", str(bad), "--data-dir", str(data_dir))
+        code, _, err = run_mimi("restore", str(bad), "--data-dir", str(data_dir))
     assert code == 1 and "does not match its manifest's size" in err
     assert watch.peak == 0 and os.listdir(data_dir) == []
 
@@ -611,7 +585,7 @@ def test_leftovers_of_killed_restores_are_swept_at_start(tmp_path: Path) -> None
     assert {k: v for k, v in tree(live).items() if not k.startswith("mimi.sqlite3")} == {
         k: v for k, v in before.items() if not k.startswith("mimi.sqlite3")
     }
-    code, _, err = run("restore", str(tmp_path / "x.tar"), "--data-dir", str(live))
+    code, _, err = run_mimi("restore", str(tmp_path / "x.tar"), "--data-dir", str(live))
     assert code == 1 and "does not exist" in err  # ... and the live restore is left alone
     assert (live / f".restore-{token}").is_dir()
     reused = f"{os.getpid()}_1-0badf00d"  # this pid, but another process's start time
@@ -628,13 +602,13 @@ def test_restore_sweeps_dead_leftovers_and_refuses_beside_a_live_one(
     data = tmp_path / "data"
     (data / "models").mkdir(parents=True)
     plant(data, f"{dead_pid()}_1-deadbeef", committed=False)
-    code, _, err = run("restore", str(archives["a"]), "--data-dir", str(data), "--force")
+    code, _, err = run_mimi("restore", str(archives["a"]), "--data-dir", str(data), "--force")
     assert code == 0, err
     for folder in (data, data / "cache", data / "models"):
         assert not [n for n in os.listdir(folder) if n.startswith(".")]
     start = process_token().split(":")[1].replace("?", "x")
     (data / f".restore-{os.getpid()}_{start}-cafef00d").mkdir()
-    code, _, err = run("restore", str(archives["a"]), "--data-dir", str(data), "--force")
+    code, _, err = run_mimi("restore", str(archives["a"]), "--data-dir", str(data), "--force")
     assert code == 1 and f"Another restore (pid {os.getpid()}) is running" in err
 
 
@@ -651,7 +625,7 @@ def test_killed_backup_partials_are_swept_by_the_next_backup(
     for folder in (dead, live):
         folder.mkdir()
         (folder / "archive").write_bytes(b"half an archive")
-    code, _, err = run("backup", f"{out}/", "--data-dir", str(archives["a-data"]))
+    code, _, err = run_mimi("backup", f"{out}/", "--data-dir", str(archives["a-data"]))
     assert code == 0, err
     assert not dead.exists() and live.is_dir()
     assert len([n for n in os.listdir(out) if not n.startswith(".")]) == 1

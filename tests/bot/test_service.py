@@ -12,16 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.audio import find_ffmpeg
-from bot.cache import LOGMEL
 from bot.config import Settings
 from bot.errors import AudioRejected, DuplicateSong, InvalidName, NotFound
 from bot.owner import owner_alive
 from bot.service import Mimi
 from model_store import features
-from tests.audio_factory import encode
-from tests.bot.test_audio import HOSTILE, _hostile
+from model_store.stages import LOGMEL
+from tests.audio_factory import encode, retag
 from tests.conftest import song_dirs
+from tests.hostile_corpus import FOUNDATION_REFUSALS, build_case
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,28 +52,13 @@ async def test_retagged_copy_is_a_duplicate(mimi: Mimi, tmp_path: Path) -> None:
     """A copy with different tags but the same audio is caught by the audio hash."""
     path = encode(tmp_path / "a.flac", "flac")
     await mimi.teach(1, "A", path)
-    retagged = tmp_path / "b.flac"
-    subprocess.run(
-        [
-            find_ffmpeg(),
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-c",
-            "copy",
-            "-metadata",
-            "title=Other",
-            str(retagged),
-        ],
-        check=True,
-    )
+    retagged = retag(path, tmp_path / "b.flac", "Other")
     assert retagged.read_bytes() != path.read_bytes()
     with pytest.raises(DuplicateSong):
         await mimi.teach(1, "A", retagged)
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize("name", sorted(FOUNDATION_REFUSALS))
 async def test_hostile_upload_changes_nothing(
     mimi: Mimi, settings: Settings, tmp_path: Path, name: str
 ) -> None:
@@ -82,8 +66,8 @@ async def test_hostile_upload_changes_nothing(
     good = await mimi.teach(1, "Keep", encode(tmp_path / "good.mp3", "mp3"))
     before = (await mimi.artists(1), await mimi.store.songs(1), song_dirs(settings))
     with pytest.raises(AudioRejected) as err:
-        await mimi.teach(1, "Bad", _hostile(tmp_path, name))
-    assert err.value.code == HOSTILE[name][0]
+        await mimi.teach(1, "Bad", build_case(tmp_path, name))
+    assert err.value.code == FOUNDATION_REFUSALS[name][0]
     assert (await mimi.artists(1), await mimi.store.songs(1), song_dirs(settings)) == before
     assert mimi.cache.has(1, good.audio_sha256, LOGMEL.name)
 

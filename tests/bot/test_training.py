@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,41 +22,10 @@ from bot.training import (
 )
 from model_store.registry import ModelRegistry
 from tests.audio_factory import encode
+from tests.bot.helpers import Recorder, brief, kill_workers, teach_alpha_and_beta
 
 GUILD = 7
 QUIET_S = 0.3
-
-
-async def teach_two_artists(mimi: Mimi, folder: Path, guild: int = GUILD) -> None:
-    """Teach artists Alpha (voice 0) and Beta (voice 3) two ~12 s songs each."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for artist, voice in (("Alpha", 0), ("Beta", 3)):
-        for i in range(2):
-            path = encode(folder / f"{artist}{i}.mp3", "mp3", seconds=12, voice=voice, seed=i)
-            await mimi.teach(guild, artist, path)
-
-
-class Recorder:
-    """A listener that keeps every event, runs test hooks and can wait for an event."""
-
-    def __init__(self) -> None:
-        self.events: list[TrainingEvent] = []
-        self.hooks: list[Callable[[TrainingEvent], None]] = []
-
-    def __call__(self, event: TrainingEvent) -> None:
-        self.events.append(event)
-        for hook in self.hooks:
-            hook(event)
-
-    def kinds(self) -> list[str]:
-        """Event kinds in order, without progress events."""
-        return [e.kind for e in self.events if e.kind != "progress"]
-
-    async def wait_for(self, pred: Callable[[TrainingEvent], bool], timeout: float = 120) -> None:
-        """Wait until some event satisfies `pred`."""
-        async with asyncio.timeout(timeout):
-            while not any(pred(e) for e in self.events):
-                await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -70,26 +37,12 @@ def recorder() -> Recorder:
 @pytest.fixture
 async def service(settings: Settings, mimi: Mimi, tmp_path: Path, recorder: Recorder):
     """A started training service on a guild with two taught artists, recording events."""
-    await teach_two_artists(mimi, tmp_path)
+    await teach_alpha_and_beta(mimi, tmp_path, guild=GUILD)
     svc = TrainingService(settings, mimi.store, quiet_s=QUIET_S)
     svc.subscribe(recorder)
     await svc.start()
     yield svc
     await svc.close()
-
-
-def kill_workers(svc: TrainingService) -> list[int]:
-    """SIGKILL every worker process of the service's pool; their pids."""
-    pids = svc.worker_pids()
-    assert pids, "no worker process to kill"
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    return pids
-
-
-def brief(runs: list[dict]) -> list[tuple]:
-    """(status, reason, model version, error) of each run, newest first."""
-    return [(r["status"], r["reason"], r["model_version"], r["error"]) for r in runs]
 
 
 async def test_train_now_publishes_first_model(
@@ -178,7 +131,7 @@ async def test_guilds_share_the_worker_and_queue_for_it(
     service: TrainingService, recorder: Recorder, mimi: Mimi, tmp_path: Path
 ):
     """With one worker, a second guild waits 'queued' while the first trains, then trains too."""
-    await teach_two_artists(mimi, tmp_path / "other", guild=8)
+    await teach_alpha_and_beta(mimi, tmp_path / "other", guild=8)
     first = asyncio.create_task(service.train_now(GUILD, "first"))
     await recorder.wait_for(lambda e: e.kind == "started")
     second = asyncio.create_task(service.train_now(8, "second"))
@@ -293,9 +246,9 @@ async def test_resume_after_restart_closes_open_runs_and_retrains_stale_guilds(
     settings: Settings, mimi: Mimi, tmp_path: Path, recorder: Recorder
 ):
     """On start, a run a crash left open is marked interrupted; only changed guilds retrain."""
-    await teach_two_artists(mimi, tmp_path / "a")
-    await teach_two_artists(mimi, tmp_path / "b", guild=GUILD + 1)
-    await teach_two_artists(mimi, tmp_path / "c", guild=GUILD + 2)
+    await teach_alpha_and_beta(mimi, tmp_path / "a", guild=GUILD)
+    await teach_alpha_and_beta(mimi, tmp_path / "b", guild=GUILD + 1)
+    await teach_alpha_and_beta(mimi, tmp_path / "c", guild=GUILD + 2)
     first = TrainingService(settings, mimi.store, quiet_s=QUIET_S)
     await first.start()
     for guild in (GUILD, GUILD + 1):
@@ -331,7 +284,7 @@ async def test_worker_starts_on_demand_and_exits_when_idle(
 ) -> None:
     """No training worker (so no TensorFlow) until a training; the worker loads TensorFlow,
     exits after the idle period, and the next training starts a fresh one."""
-    await teach_two_artists(mimi, tmp_path)
+    await teach_alpha_and_beta(mimi, tmp_path, guild=GUILD)
     svc = TrainingService(replace(settings, train_idle_s=1.0), mimi.store, quiet_s=QUIET_S)
     await svc.start()
     try:

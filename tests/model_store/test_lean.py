@@ -117,7 +117,8 @@ import json, sys
 import numpy as np
 from model_store.embed import embed_mel, frontend
 from model_store.predict import guess_mel
-from bot.jobs import guess_file, warm_up
+from bot.guess_job import guess_file
+from bot.worker import warm_up
 from bot.ingest import ingest_file
 emb = embed_mel(frontend(__import__("pathlib").Path(sys.argv[1])), np.ones((400, 96), np.float32))
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))

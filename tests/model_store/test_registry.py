@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import NotFound
 from model_store import features, registry
-from model_store.registry import ModelIncompatible, ModelMeta, ModelRegistry, NoModel
+from model_store.errors import ModelIncompatible, NoModel, VersionNotFound
+from model_store.registry import ModelMeta, ModelRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_FILE = "model.bin"
@@ -187,10 +187,10 @@ def test_rollback(tmp_path: Path) -> None:
     assert reg.rollback(1).version == 2
     assert reg.current(1).version == 2
     assert reg.rollback(1).version == 1
-    with pytest.raises(NotFound, match="before v1"):
+    with pytest.raises(VersionNotFound, match="before v1"):
         reg.rollback(1)
     assert reg.rollback(1, 3).version == 3
-    with pytest.raises(NotFound, match="v9") as err:
+    with pytest.raises(VersionNotFound, match="v9") as err:
         reg.rollback(1, 9)
     assert err.value.code == "not_found"
     assert reg.current(1).version == 3

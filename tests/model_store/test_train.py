@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.errors import MimiError
-from bot.ingest import usable_clips
 from model_store import features
 from model_store.embed import embed_mel, frontend
+from model_store.errors import TooFewArtists
+from model_store.features import usable_clips
 from model_store.head import SongEmbeddings
 from model_store.train import holdout_split, song_count_note, train_head_model
 from tests.audio_factory import synth
@@ -79,7 +79,7 @@ def test_one_song_artist_trains_but_is_not_measurable(library: list[SongEmbeddin
 
 def test_one_artist_is_refused(library: list[SongEmbeddings]) -> None:
     """Training needs at least two artists, and says so."""
-    with pytest.raises(MimiError, match="at least 2 artists"):
+    with pytest.raises(TooFewArtists, match="at least 2 artists"):
         train_head_model([s for s in library if s.artist == "Low Drone"])
 
 

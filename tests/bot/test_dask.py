@@ -1,0 +1,124 @@
+"""The same worker jobs on a real Dask cluster (LocalCluster: worker processes on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from bot import guess_job
+from bot.config import Settings
+from bot.errors import MimiError
+from bot.executors import DaskBackend, backend_for
+from bot.inference import audio_pool
+from bot.service import Mimi
+from bot.training import TrainingEvent, TrainingService
+from tests.audio_factory import encode
+
+distributed = pytest.importorskip("distributed", reason="pip install 'mimi-bot[dask]'")
+dask = pytest.importorskip("dask")
+VOICES = {"Drone": 0, "Chime": 4}
+GUILD = 42
+
+
+def _cluster(**config: object):
+    """Two single-threaded worker processes on loopback, with `config` for the scheduler."""
+    with dask.config.set(config):
+        return distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=40,
+        )  # fmt: skip
+
+
+async def _teach(mimi: Mimi, tmp_path: Path, run) -> None:
+    """Two songs of each synthetic artist, read by the cluster."""
+    for artist, voice in VOICES.items():
+        for i in range(2):
+            path = encode(tmp_path / f"{artist}{i}.mp3", "mp3", seconds=21, voice=voice, seed=i)
+            await mimi.teach(GUILD, artist, path)
+
+
+def _on_cluster(settings: Settings, cluster) -> Settings:
+    """The settings a bot using this cluster reads from MIMI_DASK_SCHEDULER."""
+    return dataclasses.replace(settings, dask_scheduler=cluster.scheduler_address)
+
+
+async def test_teach_train_guess_run_on_the_cluster(settings: Settings, tmp_path: Path) -> None:
+    """Reading, training (with epoch reports) and guessing all run on Dask workers: the bot
+    process decodes nothing and holds no model, and the answer is right."""
+    cluster = await asyncio.to_thread(_cluster)
+    settings = _on_cluster(settings, cluster)
+    backend = await asyncio.to_thread(backend_for, settings)
+    assert isinstance(backend, DaskBackend)
+    pool = audio_pool(settings, backend)
+    mimi = await Mimi.open(settings, run=pool.run)
+    training = TrainingService(settings, mimi.store, quiet_s=0, backend=backend)
+    events: list[TrainingEvent] = []
+    training.subscribe(events.append)
+    await training.start()
+    try:
+        await _teach(mimi, tmp_path, pool.run)
+        meta = await training.train_now(GUILD, "dask test")
+        assert meta["version"] == 1 and sorted(meta["artists"]) == ["Chime", "Drone"]
+        assert [e for e in events if e.kind == "progress"], "no epoch report crossed the cluster"
+        clip = encode(tmp_path / "q.ogg", "ogg", seconds=12, voice=VOICES["Chime"], seed=9)
+        result = await mimi.guess(GUILD, clip, run=pool.run)
+        assert result["top"][0]["artist"] == "Chime" and result["model_version"] == 1
+        held = await asyncio.to_thread(backend.client.run, lambda: len(guess_job._MODELS))
+        assert sum(held.values()) >= 1 and not guess_job._MODELS  # cached there, not here
+        assert pool.state() == "ok" and pool.pids() == []  # no local worker process
+    finally:
+        await training.close()
+        await pool.close()
+        await mimi.close()
+        await asyncio.to_thread(backend.close)
+        await asyncio.to_thread(cluster.close)
+
+
+async def test_a_worker_killed_mid_training_is_retried(settings: Settings, tmp_path: Path) -> None:
+    """A Dask worker killed while it trains is recorded as a died worker and the training is
+    retried once on the cluster, as with local workers (the scheduler here gives up at once)."""
+    cluster = await asyncio.to_thread(_cluster, **{"distributed.scheduler.allowed-failures": 0})
+    settings = _on_cluster(settings, cluster)
+    backend = await asyncio.to_thread(backend_for, settings)
+    pool = audio_pool(settings, backend)
+    mimi = await Mimi.open(settings, run=pool.run)
+    training = TrainingService(settings, mimi.store, quiet_s=0, backend=backend)
+    events: list[TrainingEvent] = []
+    killed: list[int] = []
+
+    def kill_the_trainer(event: TrainingEvent) -> None:
+        events.append(event)
+        if event.kind == "progress" and not killed:
+            busy = [w for w, keys in backend.client.processing().items() if keys]
+            pids = backend.client.run(os.getpid, workers=busy)
+            for pid in pids.values():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    training.subscribe(kill_the_trainer)
+    await training.start()
+    try:
+        await _teach(mimi, tmp_path, pool.run)
+        meta = await training.train_now(GUILD, "dask test")
+        assert killed and meta["version"] == 1
+        assert [e.attempt for e in events if e.kind == "started"] == [1, 2]
+        runs = await mimi.store.runs(GUILD, limit=5)
+        assert [r["status"] for r in runs] == ["succeeded", "failed"]
+        assert "worker died" in runs[1]["error"]
+    finally:
+        await training.close()
+        await pool.close()
+        await mimi.close()
+        await asyncio.to_thread(backend.close)
+        await asyncio.to_thread(cluster.close)
+
+
+def test_an_unreachable_scheduler_is_one_clear_error() -> None:
+    """MIMI_DASK_SCHEDULER naming no scheduler fails fast with what to do, not a traceback."""
+    with pytest.raises(MimiError, match=r"Cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
+        DaskBackend("tcp://127.0.0.1:9", timeout_s=2)
