@@ -100,17 +100,11 @@ async def guess(args: argparse.Namespace, mimi: Mimi, emit: Emit) -> int:
     """Guess a clip's artist in this process, optionally writing the picture."""
     if args.top < 1:
         raise MimiError("--top must be at least 1.")
-    result = await mimi.guess(args.guild, args.file, top_k=args.top)
-    mel, order = result.pop("mel"), result.pop("colour_order")
-    result.pop("artists")
+    guessed = await mimi.guess(args.guild, args.file, top_k=args.top)
+    result = guessed.answer
     if args.png:
-        from bot.render import artist_colours
-        from bot.render_guess import guess_png, view_of
-
-        view = view_of(result, args.file.name)
-        args.png.write_bytes(guess_png(mel, view, artist_colours(order)))
-    top = enumerate(result["top"], 1)
-    lines = [f"{i}. {t['artist']}  {_pct(t['probability'])}" for i, t in top]
+        args.png.write_bytes(guessed.picture(args.file.name))
+    lines = [f"{i}. {t.artist}  {_pct(t.probability)}" for i, t in enumerate(guessed.top, 1)]
     if result.get("unknown"):
         lines.insert(
             0,

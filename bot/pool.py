@@ -65,9 +65,12 @@ class WarmPool:
         threads: int = 1,
         idle_s: float = 0.0,
         backend: Backend | None = None,
+        setup: tuple[Callable[..., None], tuple] | None = None,
     ) -> None:
         self.name = name
         self.backend = backend or LocalBackend()
+        # Each worker runs setup[0](*setup[1]) first: by default it loads the front-end.
+        self.setup = setup or (warm_up, (weights, threads))
         self.weights = weights
         self.workers = workers
         self.threads = threads
@@ -82,8 +85,8 @@ class WarmPool:
         self._running: set[asyncio.Task] = set()
 
     def _new(self) -> Executor:
-        """A fresh pool of workers that load the front-end first (spawned here, or Dask's)."""
-        return self.backend.executor(self.workers, warm_up, (self.weights, self.threads))
+        """A fresh pool of set-up workers (spawned here, or Dask's)."""
+        return self.backend.executor(self.workers, *self.setup)
 
     def start(self) -> None:
         """Create the pool and have it spawn its workers now."""

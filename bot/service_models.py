@@ -23,6 +23,7 @@ from bot.forgetting import (
     redact,
     renames,
 )
+from bot.guess_result import GuessResult
 from bot.i18n import Msg
 from bot.store import Store
 from bot.train_job import TrainJob
@@ -89,10 +90,9 @@ class ModelViews:
 
     async def guess(
         self, guild_id: int, path: Path, *, top_k: int = 3, run: Runner | None = None
-    ) -> dict:
+    ) -> GuessResult:
         """Guess the artist of the clip at `path` (in `run`: the bot's warm worker, else a
-        thread), naming only artists that still exist here; the result with `mel` (for the
-        picture) and `artists` (the live artists of the model that answered)."""
+        thread), naming only artists that still exist here."""
         from bot.inference import guess_config, run_guess
 
         await self.require_model(guild_id)
@@ -100,7 +100,9 @@ class ModelViews:
         raw = await run_guess(run or in_thread, self.registry, guild_id, path, config)
         return await self.finish_guess(guild_id, raw, top_k, config.unsure_below)
 
-    async def finish_guess(self, guild_id: int, raw: dict, top_k: int, unsure: float) -> dict:
+    async def finish_guess(
+        self, guild_id: int, raw: dict, top_k: int, unsure: float
+    ) -> GuessResult:
         """Mask artists forgotten since the model was trained (read now, after the worker
         answered), renormalise and summarise."""
         meta = await asyncio.to_thread(self.registry.meta, guild_id, raw["model_version"])
@@ -124,9 +126,9 @@ class ModelViews:
         )  # fmt: skip
         raw.update(open_set_verdict(raw, meta, live))
         raw["unsure"] = raw["unsure"] or raw["unknown"]
-        raw["colour_order"] = await self.store.artist_order(guild_id)  # the server's colours
-        raw["artists"] = [a for a in names if a in allowed]
-        return raw
+        order = tuple(await self.store.artist_order(guild_id))  # the server's colours
+        mel = raw.pop("mel")
+        return GuessResult(raw, mel, order, tuple(a for a in names if a in allowed))
 
     async def stats(self, guild_id: int) -> dict:
         """Artists, totals, the served model and its honest held-out accuracy (over songs and

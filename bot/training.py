@@ -13,16 +13,14 @@ import os
 import queue
 import signal
 import threading
-from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
 
 from bot.config import Settings
 from bot.errors import MimiError
-from bot.executors import Backend, Channel, LocalBackend
+from bot.executors import Backend, LocalBackend
 from bot.i18n import Msg
 from bot.owner import owner_alive, process_token
-from bot.pool import executor_pids, executor_state
+from bot.pool import WarmPool
 from bot.service import INTERRUPTED
 from bot.store import Store
 from bot.train_job import TrainJob
@@ -60,15 +58,6 @@ class _Guild:
     started: TrainingEvent | None = None  # the running training's "started" event
 
 
-class _Pool(NamedTuple):
-    """A worker pool with its own progress channel and the thread reading that channel."""
-
-    executor: Executor
-    reader: threading.Thread
-    stop: threading.Event
-    channel: Channel
-
-
 class TrainingService:
     """Trains guild models in worker processes; coalesces requests; survives dying workers."""
 
@@ -88,15 +77,28 @@ class TrainingService:
         self._guilds: dict[int, _Guild] = {}
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task] = set()
-        self._pool: _Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(settings.train_workers)
         self._closing = False
-        self._idle: asyncio.TimerHandle | None = None  # stops the pool when it fires
+        # Epoch reports: one channel for every pool the service starts (a queue the local
+        # workers inherit, or a Dask queue each job carries), read by one thread.
+        self._channel = self.backend.channel()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        # The same warm pool as the audio workers', set up to import TensorFlow: it starts with
+        # the first training, is replaced when a worker dies, and stops after train_idle_s.
+        self._pool = WarmPool(
+            "training", settings.frontend_weights, settings.train_workers,
+            idle_s=settings.train_idle_s, backend=self.backend,
+            setup=(training_setup, (self._channel.inherited,)),
+        )  # fmt: skip
 
     async def start(self) -> None:
         """Accept trainings; the worker pool starts with the first one."""
         self._loop = asyncio.get_running_loop()
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read_progress, daemon=True)
+            self._reader.start()
 
     async def resume(self) -> list[int]:
         """After a (re)start: close runs a crash left open; retrain guilds whose songs changed
@@ -123,8 +125,6 @@ class TrainingService:
     async def close(self, *, wait_s: float = 10.0) -> None:
         """Drop timers and queued trainings, wait `wait_s` for running ones, abandon the rest."""
         self._closing = True
-        if self._idle is not None:
-            self._idle.cancel()
         for st in self._guilds.values():
             if st.timer is not None:
                 st.timer.cancel()
@@ -139,9 +139,10 @@ class TrainingService:
                 os.kill(pid, signal.SIGTERM)
         if late or self._tasks:
             await asyncio.wait([*late, *self._tasks], timeout=wait_s)
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(_stop_pool, pool)
+        await self._pool.close()
+        self._stop.set()
+        if self._reader is not None:
+            await asyncio.to_thread(self._reader.join, 5)
 
     def request(self, guild_id: int, reason: str, *, quiet_s: float | None = None) -> None:
         """Train this guild once no request came for `quiet_s` seconds (default: settings)."""
@@ -190,17 +191,16 @@ class TrainingService:
             await asyncio.sleep(0.05)
 
     def worker_pids(self) -> list[int]:
-        """Process ids of the live training workers (the executor has no public list)."""
-        return executor_pids(self._pool.executor if self._pool else None)
+        """Process ids of the live training workers on this machine."""
+        return self._pool.pids()
 
     def heal(self) -> str:
-        """Replace the pool if a worker died while idle; its state afterwards (executor_state)."""
-        busy = any(st.started is not None for st in self._guilds.values())
-        if self._pool and not busy and executor_state(self._pool.executor) == "broken":
-            self._rebuild(self._pool)  # (a running training rebuilds it itself)
-        if self._pool is None:  # between trainings no worker runs, by design
+        """Replace the pool if a worker died while idle; its state afterwards (see WarmPool:
+        between trainings no worker runs, by design, and that is "idle")."""
+        state = self._pool.heal()
+        if state == "stopped":
             return "idle" if self._loop is not None and not self._closing else "stopped"
-        return executor_state(self._pool.executor)
+        return state
 
     def _enqueue(self, guild_id: int, reason: str, *waiters: asyncio.Future) -> None:
         """Queue one training (superseding a queued one and any timer); start the runner."""
@@ -228,28 +228,11 @@ class TrainingService:
                     _settle(waiters, error=TrainingFailed(Msg("training.shutdown")))
         finally:
             st.task = None
-            self._schedule_idle()
-
-    def _schedule_idle(self) -> None:
-        """Stop the pool after `train_idle_s` once no guild has training running or queued."""
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        if self._pool is not None and not self._closing and not self._busy():
-            self._idle = self._loop.call_later(self.settings.train_idle_s, self._retire)
 
     def _busy(self, guild_id: int | None = None) -> bool:
         """Whether this guild (None: any guild) has a training waiting or running."""
         return any(st.task or st.timer or st.pending is not None
                    for g, st in self._guilds.items() if guild_id in (None, g))  # fmt: skip
-
-    def _retire(self) -> None:
-        """The idle period passed: stop the workers (and TensorFlow with them)."""
-        self._idle = None
-        if self._pool is not None and not self._busy() and not self._closing:
-            pool, self._pool = self._pool, None
-            log.info("training worker idle for %.0f s: stopping it", self.settings.train_idle_s)
-            threading.Thread(target=_stop_pool, args=(pool,), daemon=True).start()
 
     async def _attempt(self, guild_id: int, reason: str, attempt: int) -> dict | None:
         """One recorded training in a worker: its meta, or None when the worker died (retry)."""
@@ -261,8 +244,7 @@ class TrainingService:
         """Record the run, train in the pool, report and record the outcome."""
         job = TrainJob.for_guild(self.settings, guild_id, songs)
         refs = job.songs
-        current = await asyncio.to_thread(self.registry.current, guild_id)
-        previous = current.to_dict() if current else None
+        previous = await asyncio.to_thread(self.registry.current, guild_id)
         run_id = await self.store.start_run(
             guild_id, reason + " (retry)" * (attempt > 1), process_token()
         )
@@ -274,22 +256,23 @@ class TrainingService:
         self._emit(started)
         error: MimiError | None = None
         try:
-            pool, loop = self._require_pool(), asyncio.get_running_loop()
+            if self._closing or self._loop is None:
+                raise TrainingFailed(Msg("training.not_running"))
             data = await asyncio.to_thread(job.load)  # the songs' features, read here
-            sink = pool.channel.sink
-            trained = await loop.run_in_executor(pool.executor, run_training, data, sink)
-            meta = (await asyncio.to_thread(job.publish, trained)).to_dict()
-        except self.backend.lost_worker:
-            self._rebuild(pool)
-            await self._fail(guild_id, run_id, WORKER_DIED)
-            if attempt == 1 and not self._closing:
-                log.warning("guild %s: %s; retrying once", guild_id, WORKER_DIED)
-                return None
-            died = "training.worker_died_twice" if attempt > 1 else "training.worker_died"
-            error = TrainingFailed(Msg(died))
-        except MimiError as err:  # the guild's data cannot be trained on (e.g. one artist)
-            error = err
-            await self._fail(guild_id, run_id, err.message)
+            sink = self._channel.sink
+            trained = await self._pool.run(run_training, data, sink, guild=guild_id)
+            published = await asyncio.to_thread(job.publish, trained)
+        except MimiError as err:
+            if err.code != "worker_crashed":  # the guild's data cannot be trained on (one artist)
+                error = err
+                await self._fail(guild_id, run_id, err.message)
+            else:  # the worker died (killed, out of memory): the pool replaced it
+                await self._fail(guild_id, run_id, WORKER_DIED)
+                if attempt == 1 and not self._closing:
+                    log.warning("guild %s: %s; retrying once", guild_id, WORKER_DIED)
+                    return None
+                died = "training.worker_died_twice" if attempt > 1 else "training.worker_died"
+                error = TrainingFailed(Msg(died))
         except asyncio.CancelledError:
             await asyncio.shield(self._fail(guild_id, run_id, SHUTDOWN))
             raise
@@ -304,12 +287,12 @@ class TrainingService:
             self._emit(replace(failed, failure=error))
             raise error
         await self.store.finish_run(
-            guild_id, run_id, model_version=meta["version"], metrics=meta["metrics"]
+            guild_id, run_id, model_version=published.version, metrics=published.metrics
         )
         st.status.last_error = None
-        log.info("guild %s: published model v%s", guild_id, meta["version"])
-        self._emit(replace(started, kind="finished", meta=meta, previous=previous))
-        return meta
+        log.info("guild %s: published model v%s", guild_id, published.version)
+        self._emit(replace(started, kind="finished", meta=published, previous=previous))
+        return published.to_dict()
 
     async def _fail(self, guild_id: int, run_id: int, error: str) -> None:
         """Record a failed run and keep its reason in the status."""
@@ -334,45 +317,14 @@ class TrainingService:
         if not task.cancelled() and task.exception() is not None:
             log.error("training listener failed", exc_info=task.exception())
 
-    def _make_pool(self) -> _Pool:
-        """A pool of the backend's (spawned here: TensorFlow is not fork-safe) reporting on a
-        fresh progress channel."""
-        channel = self.backend.channel()
-        executor = self.backend.executor(
-            self.settings.train_workers, training_setup, (channel.inherited,)
-        )
-        stop = threading.Event()
-        reader = threading.Thread(target=self._read_progress, args=(channel, stop), daemon=True)
-        reader.start()
-        return _Pool(executor, reader, stop, channel)
-
-    def _require_pool(self) -> _Pool:
-        """The live pool: started on demand, replaced first if a worker died while idle."""
-        if self._closing or self._loop is None:
-            raise TrainingFailed(Msg("training.not_running"))
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        if self._pool is None:
-            self._pool = self._make_pool()
-        if executor_state(self._pool.executor) == "broken":
-            self._rebuild(self._pool)
-        return self._pool
-
-    def _rebuild(self, broken: _Pool) -> None:
-        """Replace a broken pool (once, however many trainings saw it break); reap the old one."""
-        if self._pool is broken and not self._closing:
-            log.warning("training pool broken; starting a fresh one")
-            self._pool = self._make_pool()
-            threading.Thread(target=_stop_pool, args=(broken,), daemon=True).start()
-
-    def _read_progress(self, channel: Channel, stop: threading.Event) -> None:
+    def _read_progress(self) -> None:
         """Reader thread: forward (guild, epoch, total, accuracy) reports to the event loop."""
         with contextlib.suppress(EOFError, OSError, ValueError, RuntimeError):  # closed: stop
-            while not stop.is_set():
+            while not self._stop.is_set():
                 with contextlib.suppress(queue.Empty):
-                    self._loop.call_soon_threadsafe(self._on_progress, channel.get(0.2))
-        channel.close()
+                    item = self._channel.get(0.2)
+                    self._loop.call_soon_threadsafe(self._on_progress, item)
+        self._channel.close()
 
     def _on_progress(self, item: tuple) -> None:
         """An epoch report from a worker: update the status and tell listeners."""
@@ -387,10 +339,3 @@ def _settle(waiters: list[asyncio.Future], *, result: dict | None = None, error=
     """Resolve `train_now` callers with the meta dict or the error."""
     for waiter in (w for w in waiters if not w.done()):
         waiter.set_exception(error) if error is not None else waiter.set_result(result)
-
-
-def _stop_pool(pool: _Pool) -> None:
-    """Shut down a pool and its progress reader (blocking: run it in a thread)."""
-    pool.executor.shutdown(wait=True, cancel_futures=True)
-    pool.stop.set()
-    pool.reader.join(timeout=5)

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.errors import MimiError
+from model_store.registry import ModelMeta
 
 
 class TrainingFailed(MimiError):
@@ -37,8 +38,8 @@ class TrainingEvent:
     epoch: int | None = None
     epochs: int | None = None
     val_accuracy: float | None = None
-    meta: dict | None = None
-    previous: dict | None = None  # the model that was current before this training
+    meta: ModelMeta | None = None  # the published version
+    previous: ModelMeta | None = None  # the model that was current before this training
     error: str | None = None
     reason: str = ""
     failure: MimiError | None = None  # why it failed, in every language

@@ -14,8 +14,6 @@ from discord.ext import commands
 from bot import i18n
 from bot.discord_i18n import command_text, lang, safe
 from bot.errors import data_writes
-from bot.render import artist_colours
-from bot.render_guess import guess_png, view_of
 from bot.replies import defer_public
 from cogs.common import check_size, cooldown, downloaded, shown_filename, upload_limit
 from cogs.feedback import feedback_view
@@ -94,17 +92,14 @@ async def answer_clip(
     data = bot.settings.data_dir
     with data_writes(data):  # the download may hit a full or read-only disk
         async with downloaded(clip, data / "tmp", max_bytes=limit[0]) as path:
-            result = await bot.mimi.guess(guild_id, path, run=bot.audio_pool.run)
-    mel, order = result.pop("mel"), result.pop("colour_order")
-    result.pop("artists")
+            guessed = await bot.mimi.guess(guild_id, path, run=bot.audio_pool.run)
+    result = guessed.answer
     name = shown_filename(clip.filename, escape=False)
-    png = await asyncio.to_thread(
-        guess_png, mel, view_of(result, name), artist_colours(order), locale=locale
-    )
+    png = await asyncio.to_thread(guessed.picture, name, locale)
     file = discord.File(io.BytesIO(png), picture, description=alt_text(locale, result, name))
     guess_id = await bot.mimi.record_guess(
         guild_id, user_id, url=clip.url, filename=name, size=clip.size,
-        guessed=result["top"][0]["artist"], model_version=int(result["model_version"]),
+        guessed=guessed.top[0].artist, model_version=guessed.version,
     )  # fmt: skip
     view = feedback_view(guess_id, locale, named=not result.get("unknown"))
     return Answer(guess_embed(locale, result, picture), file, view, result)

@@ -23,10 +23,10 @@ EDIT_EVERY_S = 2.0  # at most one progress edit per this many seconds
 
 def finished_text(locale: str, event: TrainingEvent) -> str:
     """'Model v5 ready: song accuracy 91% (was 86%).'"""
-    meta = event.meta or {}
-    now = meta.get("metrics", {}).get("song_accuracy")
-    before = ((event.previous or {}).get("metrics") or {}).get("song_accuracy")
-    params = {"version": str(meta.get("version")), "now": i18n.percent(locale, now)}
+    meta, previous = event.meta, event.previous
+    now = meta.metrics.get("song_accuracy") if meta else None
+    before = previous.metrics.get("song_accuracy") if previous else None
+    params = {"version": str(meta.version if meta else None), "now": i18n.percent(locale, now)}
     if before is None:
         return i18n.t(locale, "status.ready", **params)
     return i18n.t(locale, "status.ready_was", before=i18n.percent(locale, before), **params)

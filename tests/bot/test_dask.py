@@ -66,10 +66,13 @@ async def test_teach_train_guess_run_on_the_cluster(settings: Settings, tmp_path
         assert meta["version"] == 1 and sorted(meta["artists"]) == ["Chime", "Drone"]
         assert [e for e in events if e.kind == "progress"], "no epoch report crossed the cluster"
         clip = encode(tmp_path / "q.ogg", "ogg", seconds=12, voice=VOICES["Chime"], seed=9)
-        result = await mimi.guess(GUILD, clip, run=pool.run)
+        result = (await mimi.guess(GUILD, clip, run=pool.run)).answer
         assert result["top"][0]["artist"] == "Chime" and result["model_version"] == 1
-        held = await asyncio.to_thread(backend.client.run, lambda: len(guess_job._MODELS))
-        assert sum(held.values()) >= 1 and not guess_job._MODELS  # cached there, not here
+        held = await asyncio.to_thread(
+            backend.client.run, lambda: [key[0] for key in guess_job._MODELS]
+        )
+        assert GUILD in {g for guilds in held.values() for g in guilds}  # cached there,
+        assert all(key[0] != GUILD for key in guess_job._MODELS)  # and not here
         assert pool.state() == "ok" and pool.pids() == []  # no local worker process
     finally:
         await training.close()

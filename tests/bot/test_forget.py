@@ -36,13 +36,14 @@ async def test_forgotten_artist_is_masked_until_retrain(mimi: Mimi, trained, tmp
     """After forgetting Pulse, a Pulse song is answered among the remaining artists only, with
     renormalised probabilities, and the picture's artists leave Pulse out."""
     clip = clip_of(tmp_path, "Pulse")
-    before = await mimi.guess(GUILD, clip)
+    before = (await mimi.guess(GUILD, clip)).answer
     assert before["top"][0]["artist"] == "Pulse"
     await mimi.forget_artist(GUILD, "Pulse")
-    after = await mimi.guess(GUILD, clip)
+    after_guess = await mimi.guess(GUILD, clip)
+    after = after_guess.answer
     assert after["model_version"] == 1  # the same model, viewed through what is left
     assert "Pulse" not in names_in({k: v for k, v in after.items() if k != "mel"})
-    assert after["artists"] == ["Chime", "Drone"]
+    assert after_guess.artists == ("Chime", "Drone")
     assert sum(t["probability"] for t in after["top"]) == pytest.approx(1.0, abs=1e-3)
     assert {w["artist"] for w in after["windows"]} <= {"Chime", "Drone"}
 
@@ -53,7 +54,7 @@ async def test_guess_in_flight_when_forget_lands_is_masked(mimi: Mimi, trained, 
     raw = guess_file(clip_of(tmp_path, "Drone"), GUILD, guess_config(mimi.settings))
     assert raw["top"][0]["artist"] == "Drone"
     await mimi.forget_artist(GUILD, "drone")
-    done = await mimi.finish_guess(GUILD, raw, 3, 0.5)
+    done = (await mimi.finish_guess(GUILD, raw, 3, 0.5)).answer
     assert "Drone" not in names_in({k: v for k, v in done.items() if k != "mel"})
 
 
@@ -67,7 +68,7 @@ async def test_artist_forgotten_song_by_song_then_retaught_is_masked(
     new = encode(tmp_path / "other.mp3", "mp3", seconds=21, voice=2, seed=9)
     await mimi.teach(GUILD, "Pulse", new)
     result = await mimi.guess(GUILD, clip_of(tmp_path, "Pulse"))
-    assert result["artists"] == ["Chime", "Drone"]
+    assert result.artists == ("Chime", "Drone")
 
 
 async def test_fewer_than_two_artists_withdraws_the_model(mimi: Mimi, trained, tmp_path) -> None:

@@ -41,16 +41,16 @@ async def test_stranger_is_no_one_i_know_and_a_taught_artist_is_named(
 ) -> None:
     """A clip of no taught artist is answered "unknown" (score below the learned threshold); a
     new clip of a taught artist is named, with calibrated probabilities that sum to 1."""
-    odd = await mimi.guess(GUILD, stranger(tmp_path / "odd.wav"))
+    odd = (await mimi.guess(GUILD, stranger(tmp_path / "odd.wav"))).answer
     assert odd["unknown"] is True and odd["unsure"] is True
     assert odd["known_score"] < odd["threshold"]
     json.dumps({k: v for k, v in odd.items() if k != "mel"})  # JSON-ready fields
-    known = await mimi.guess(GUILD, known_clip(tmp_path, "Chime"))
+    known = (await mimi.guess(GUILD, known_clip(tmp_path, "Chime"))).answer
     assert known["unknown"] is False and known["top"][0]["artist"] == "Chime"
     assert known["known_score"] >= known["threshold"] > odd["known_score"]
     meta = ModelRegistry(mimi.settings.models_dir).current(GUILD)
     assert meta.metrics["calibration"]["temperature"] > 0
-    drone = await mimi.guess(GUILD, known_clip(tmp_path, "Drone"), top_k=3)
+    drone = (await mimi.guess(GUILD, known_clip(tmp_path, "Drone"), top_k=3)).answer
     assert sum(t["probability"] for t in drone["top"]) == pytest.approx(1, abs=1e-3)
 
 
@@ -58,10 +58,10 @@ async def test_forgotten_song_no_longer_counts_as_known(mimi: Mimi, taught_dir, 
     """The very audio of a taught song matches itself (score ~1); once that song is forgotten
     the open-set score is judged against the artist's remaining song only."""
     song = Path(taught_dir[0]).parent / "Pulse0.mp3"
-    before = await mimi.guess(GUILD, song)
+    before = (await mimi.guess(GUILD, song)).answer
     assert before["known_score"] > 0.99
     await mimi.forget_song(GUILD, taught_dir[1]["Pulse"][0])
-    after = await mimi.guess(GUILD, song)
+    after = (await mimi.guess(GUILD, song)).answer
     assert after["top"][0]["artist"] == "Pulse"  # the model still knows Pulse by its other song
     assert after["known_score"] < before["known_score"] - 0.005
 
@@ -103,7 +103,7 @@ async def test_upgrade_from_front_end_v1_keeps_answering_then_retrains(
     shutil.copytree(taught_dir[0], settings.data_dir)
     _downgrade_to_front_end_v1(settings)
     async with await Mimi.open(settings) as mimi:
-        old = await mimi.guess(GUILD, known_clip(tmp_path, "Drone"))
+        old = (await mimi.guess(GUILD, known_clip(tmp_path, "Drone"))).answer
         assert old["top"][0]["artist"] == "Drone" and old["unknown"] is False
         assert old["known_score"] is None and old["model_version"] == 1
         assert outdated(ModelRegistry(settings.models_dir).current(GUILD))
@@ -121,5 +121,5 @@ async def test_upgrade_from_front_end_v1_keeps_answering_then_retrains(
         ]
         stage = f"{EMBEDDING}.vf{features.FEATURE_VERSION}m{features.FRONTEND_VERSION}.npy"
         assert len(list(settings.cache_dir.glob(f"{GUILD}/*/{stage}"))) == 6
-        new = await mimi.guess(GUILD, stranger(tmp_path / "odd.wav"))
+        new = (await mimi.guess(GUILD, stranger(tmp_path / "odd.wav"))).answer
         assert new["model_version"] == meta["version"] and new["unknown"] is True

@@ -28,9 +28,10 @@ async def test_rename_answers_under_the_new_name_without_a_retrain(mimi: Mimi, t
     assert (old, new, moved) == ("Pulse", "パルス", 0)
     assert {s.id for s in await mimi.store.songs(GUILD, "パルス")} == songs
     assert await mimi.store.artist_order(GUILD) == [n if n != "Pulse" else "パルス" for n in order]
-    result = await mimi.guess(GUILD, clip_of(tmp_path, "Pulse"))
+    result_guess = await mimi.guess(GUILD, clip_of(tmp_path, "Pulse"))
+    result = result_guess.answer
     assert result["model_version"] == 1 and result["top"][0]["artist"] == "パルス"
-    assert "パルス" in result["artists"] and "Pulse" not in json.dumps(result["top"])
+    assert "パルス" in result_guess.artists and "Pulse" not in json.dumps(result["top"])
     assert {w["artist"] for w in result["windows"]} <= {"パルス", "Chime", "Drone"}
     stats = await mimi.stats(GUILD)
     assert "パルス" in stats["model"]["artists"] and "Pulse" not in stats["model"]["artists"]
@@ -55,7 +56,8 @@ async def test_renaming_onto_another_artist_needs_a_merge(mimi: Mimi, tmp_path) 
     assert (old, new, moved) == ("Pulse", "Chime", 2)
     assert sorted((a.name, a.songs) for a in await mimi.artists(GUILD)) == [
         ("Chime", 4), ("Drone", 2)]  # fmt: skip
-    result = await mimi.guess(GUILD, clip_of(tmp_path, "Pulse"))
+    result_guess = await mimi.guess(GUILD, clip_of(tmp_path, "Pulse"))
+    result = result_guess.answer
     assert result["top"][0]["artist"] == "Chime" and len(result["top"]) == 2
     assert sum(t["probability"] for t in result["top"]) == pytest.approx(1.0, abs=1e-3)
     stats = await mimi.stats(GUILD)

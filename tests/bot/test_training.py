@@ -69,13 +69,13 @@ async def test_train_now_publishes_first_model(
     epochs = [e.epoch for e in progress]
     assert epochs and epochs == sorted(epochs) and 0 < epochs[-1] <= progress[-1].epochs
     assert all(e.songs == 4 and e.guild_id == GUILD for e in recorder.events)
-    assert recorder.events[-1].meta == meta and recorder.events[-1].previous is None
+    assert recorder.events[-1].meta.to_dict() == meta and recorder.events[-1].previous is None
     status = service.status(GUILD)
     assert (status.state, status.songs, status.last_error) == ("idle", 4, None)
     assert (status.epoch, status.epochs) == (progress[-1].epoch, progress[-1].epochs)
     assert service.worker_pids() and os.getpid() not in service.worker_pids()
     again = await service.train_now(GUILD, "again")
-    assert again["version"] == 2 and recorder.events[-1].previous == meta
+    assert again["version"] == 2 and recorder.events[-1].previous.to_dict() == meta
     await asyncio.sleep(0.05)
     assert seen == ["started", "finished"] * 2
 
@@ -124,7 +124,7 @@ async def test_train_now_waits_for_the_running_training(
     second = await service.train_now(GUILD, "second")
     assert (await first)["version"] == 1 and second["version"] == 2
     assert recorder.kinds() == ["started", "finished", "started", "finished"]
-    assert recorder.events[-1].previous["version"] == 1
+    assert recorder.events[-1].previous.version == 1
 
 
 async def test_guilds_share_the_worker_and_queue_for_it(
@@ -209,7 +209,7 @@ async def test_worker_killed_twice_gives_up_and_service_recovers(
     assert kills == [1, 2] and WORKER_DIED in err.value.message
     failed = recorder.events[-1]
     assert (failed.kind, failed.error) == ("failed", err.value.message)
-    assert failed.previous["version"] == 1
+    assert failed.previous.version == 1
     assert ModelRegistry(settings.models_dir).current(GUILD).version == 1
     assert brief((await service.store.runs(GUILD))[:2]) == [
         ("failed", "doomed (retry)", None, WORKER_DIED),
