@@ -194,10 +194,18 @@ class Mimi(ModelViews, Records):
         return await self.store.artists(guild_id)
 
     async def forget_artist(
-        self, guild_id: int, artist: str, *, channel_id: int | None = None
+        self,
+        guild_id: int,
+        artist: str,
+        *,
+        by: int | None = None,
+        is_manager: bool = True,
+        channel_id: int | None = None,
     ) -> list[Song]:
         """Remove an artist, their songs, clips and cached files (the served model stops naming
-        them at once: see `live_model`)."""
+        them at once: see `live_model`); with `by`, only as `artist_to_forget` allows."""
+        if by is not None:
+            await self.artist_to_forget(guild_id, artist, by, is_manager)
         async with self.lock(guild_id):
             removed = await self.store.forget_artist(guild_id, artist)
             for song in removed:
@@ -231,9 +239,18 @@ class Mimi(ModelViews, Records):
         return renamed
 
     async def forget_song(
-        self, guild_id: int, song_id: int, *, channel_id: int | None = None
+        self,
+        guild_id: int,
+        song_id: int,
+        *,
+        by: int | None = None,
+        is_manager: bool = True,
+        channel_id: int | None = None,
     ) -> Song:
-        """Remove one song, its clips and cached files."""
+        """Remove one song, its clips and cached files; with `by`, only as `song_to_forget`
+        allows (managers any song, members their own)."""
+        if by is not None:
+            await self.song_to_forget(guild_id, song_id, by, is_manager)
         async with self.lock(guild_id):
             song = await self.store.forget_song(guild_id, song_id)
             self.cache.drop(guild_id, song.audio_sha256)

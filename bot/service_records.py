@@ -30,6 +30,17 @@ class GuildChanged:
 Listener = Callable[[GuildChanged], None]
 
 
+async def start_run(store: Store, guild_id: int, reason: str) -> int:
+    """The one way a training run is recorded as started (by `mimi train` and the training
+    service): owned by this process, so a restart can tell it was interrupted; its id."""
+    return await store.start_run(guild_id, reason, process_token())
+
+
+async def finish_run(store: Store, guild_id: int, run_id: int, **outcome: Any) -> None:
+    """The one way a run's outcome is recorded: `model_version` and `metrics`, or `error`."""
+    await store.finish_run(guild_id, run_id, **outcome)
+
+
 class Records:
     """Mixed into the service (`bot.service.Mimi`): everything it offers besides teaching,
     guessing and the model."""
@@ -86,12 +97,12 @@ class Records:
         return await self.store.guild_ids()
 
     async def start_run(self, guild_id: int, reason: str) -> int:
-        """Record a training run starting in this process; its id."""
-        return await self.store.start_run(guild_id, reason, process_token())
+        """Record a training run starting in this process (`mimi train`); its id."""
+        return await start_run(self.store, guild_id, reason)
 
     async def finish_run(self, guild_id: int, run_id: int, **outcome: Any) -> None:
         """Record a run's outcome: `model_version` and `metrics`, or `error`."""
-        await self.store.finish_run(guild_id, run_id, **outcome)
+        await finish_run(self.store, guild_id, run_id, **outcome)
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

@@ -19,9 +19,10 @@ from bot.config import Settings
 from bot.errors import MimiError
 from bot.executors import Backend, LocalBackend
 from bot.i18n import Msg
-from bot.owner import owner_alive, process_token
+from bot.owner import owner_alive
 from bot.pool import WarmPool
 from bot.service import INTERRUPTED
+from bot.service_records import finish_run, start_run
 from bot.store import Store
 from bot.train_job import TrainJob
 from bot.training_events import Listener, TrainingEvent, TrainingFailed, TrainingStatus
@@ -245,9 +246,7 @@ class TrainingService:
         job = TrainJob.for_guild(self.settings, guild_id, songs)
         refs = job.songs
         previous = await asyncio.to_thread(self.registry.current, guild_id)
-        run_id = await self.store.start_run(
-            guild_id, reason + " (retry)" * (attempt > 1), process_token()
-        )
+        run_id = await start_run(self.store, guild_id, reason + " (retry)" * (attempt > 1))
         started = TrainingEvent("started", guild_id, len(refs), reason=reason, attempt=attempt)
         st = self._guilds[guild_id]
         st.started = started
@@ -286,8 +285,8 @@ class TrainingService:
             failed = replace(started, kind="failed", previous=previous, error=error.message)
             self._emit(replace(failed, failure=error))
             raise error
-        await self.store.finish_run(
-            guild_id, run_id, model_version=published.version, metrics=published.metrics
+        await finish_run(
+            self.store, guild_id, run_id, model_version=published.version, metrics=published.metrics
         )
         st.status.last_error = None
         log.info("guild %s: published model v%s", guild_id, published.version)
@@ -297,7 +296,7 @@ class TrainingService:
     async def _fail(self, guild_id: int, run_id: int, error: str) -> None:
         """Record a failed run and keep its reason in the status."""
         self._guilds[guild_id].status.last_error = error
-        await self.store.finish_run(guild_id, run_id, error=error)
+        await finish_run(self.store, guild_id, run_id, error=error)
 
     def _emit(self, event: TrainingEvent) -> None:
         """Hand an event to every listener; async ones run as tracked tasks."""

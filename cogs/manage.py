@@ -57,19 +57,24 @@ class Manage(commands.Cog):
             await self._forget_me(interaction)
             return
         if song is not None:
-            stored = await self.bot.mimi.song_to_forget(guild, song, user, can_manage(interaction))
-            await self.bot.mimi.forget_song(guild, song, channel_id=interaction.channel_id)
+            stored = await self.bot.mimi.forget_song(
+                guild, song, by=user, is_manager=can_manage(interaction),
+                channel_id=interaction.channel_id,
+            )  # fmt: skip
             text = say(
                 interaction, "forget.song", id=str(song), file=stored.filename,
                 artist=stored.artist,
             )  # fmt: skip
             await interaction.response.send_message(text)
             return
-        songs = await self.bot.mimi.artist_to_forget(guild, artist, user, can_manage(interaction))
+        manager = can_manage(interaction)
+        songs = await self.bot.mimi.artist_to_forget(guild, artist, user, manager)
         locale, channel = lang(interaction), interaction.channel_id
 
         async def forget_all() -> str:
-            removed = await self.bot.mimi.forget_artist(guild, artist, channel_id=channel)
+            removed = await self.bot.mimi.forget_artist(
+                guild, artist, by=user, is_manager=manager, channel_id=channel
+            )  # (asked again: someone may have taught the artist a song meanwhile)
             return say(locale, "forget.artist", artist=removed[0].artist, n=len(removed))
 
         question = say(locale, "forget.confirm_artist", artist=songs[0].artist, n=len(songs))

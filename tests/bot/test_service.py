@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.errors import AudioRejected, DuplicateSong, InvalidName, NotFound
+from bot.errors import AudioRejected, DuplicateSong, InvalidName, MimiError, NotFound
 from bot.owner import owner_alive
 from bot.service import Mimi
 from model_store import features
@@ -192,3 +193,34 @@ async def test_crash_mid_teach_leaves_no_half_song(settings: Settings, tmp_path:
         assert mimi.cache.sweep(await mimi.store.song_keys(), owner_alive) == 0
         assert [s.id for s in await mimi.store.songs(1)] == [kept.id]
     assert song_dirs(settings) == {f"1/{kept.audio_sha256}"}
+
+
+async def test_forget_permissions_and_change_events_live_in_the_service(
+    mimi: Mimi, tmp_path: Path
+) -> None:
+    """Members forget only what they taught, managers anything; every teach and forget tells
+    the subscribers (GuildChanged, with the channel); a quota is checked per song."""
+    events: list = []
+    mimi.subscribe(events.append)
+    mine = await mimi.teach(1, "A", encode(tmp_path / "1.mp3", "mp3", voice=0), taught_by=11,
+                            channel_id=500)  # fmt: skip
+    theirs = await mimi.teach(1, "A", encode(tmp_path / "2.mp3", "mp3", voice=1), taught_by=22)
+    assert [(e.reason, e.channel_id) for e in events] == [("teach", 500), ("teach", None)]
+    with pytest.raises(MimiError) as err:
+        await mimi.forget_song(1, theirs.id, by=11, is_manager=False)
+    assert err.value.code == "forbidden"
+    with pytest.raises(MimiError) as err:
+        await mimi.forget_artist(1, "A", by=11, is_manager=False)  # not all of A is theirs
+    assert err.value.code == "forbidden" and len(await mimi.songs(1)) == 2
+    assert (await mimi.forget_song(1, mine.id, by=11, is_manager=False)).id == mine.id
+    assert [s.id for s in await mimi.forget_artist(1, "A", by=11, is_manager=True)] == [theirs.id]
+    assert [e.reason for e in events][-2:] == ["forget", "forget"]
+    full = dataclasses.replace(mimi.settings, max_guild_songs=1)
+    capped = await Mimi.open(full)
+    try:
+        await capped.teach(1, "B", encode(tmp_path / "3.mp3", "mp3", voice=2))
+        with pytest.raises(MimiError) as err:
+            await capped.teach(1, "B", encode(tmp_path / "4.mp3", "mp3", voice=3))
+        assert err.value.code == "quota" and len(await capped.songs(1)) == 1
+    finally:
+        await capped.close()
