@@ -83,11 +83,13 @@ def model_files(registry: ModelRegistry, guild_id: int) -> ModelFiles:
     with model_errors():
         meta = registry.require_current(guild_id)
     folder = registry.folder(guild_id, meta.version)
-    names = [MODEL_FILE] if meta.kind == "scratch" else [HEAD_FILE]
-    if meta.kind != "scratch":
+    if meta.kind == "scratch":
+        files = {MODEL_FILE: (folder / MODEL_FILE).read_bytes()}
+    else:
         upgrade_head(folder)
-    files = {n: (folder / n).read_bytes() for n in [*names, REFERENCE_FILE]
-             if n in names or (folder / n).is_file()}  # fmt: skip
+        files = {HEAD_FILE: (folder / HEAD_FILE).read_bytes()}
+    if (folder / REFERENCE_FILE).is_file():  # (models made before the open-set have none)
+        files[REFERENCE_FILE] = (folder / REFERENCE_FILE).read_bytes()
     digest = hashlib.blake2b(digest_size=16)
     for name, data in files.items():
         digest.update(name.encode() + b"\0" + data)

@@ -13,7 +13,7 @@ from bot.cache import SongCache
 from bot.config import Settings
 from bot.errors import AudioRejected, MimiError
 from bot.i18n import Msg
-from bot.sniff import open_regular, require_regular
+from bot.sniff import require_regular
 from model_store import features
 from model_store.lean import frontend_model_path
 from model_store.stages import EMBEDDING, LOGMEL, stages_with_embeddings
@@ -97,15 +97,6 @@ class Ingested:
     clips: tuple[tuple[float, float], ...]
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, streamed."""
-    digest = hashlib.sha256()
-    with open_regular(path) as f:  # a FIFO or /dev/zero is refused, not hashed forever
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def missing_weights(weights: Path, *, show_path: bool = False) -> MimiError:
     """The one setup error for absent musicnn weights (not any song's fault)."""
     where = f" at {weights}" if show_path else ""
@@ -158,9 +149,10 @@ def read_song(data: bytes, config: ReadConfig) -> SongFeatures:
     return SongFeatures(key, decoded.seconds, decoded.format, clips, samples, mel, embedding)
 
 
-def store_song(cache: SongCache, guild_id: int, song: SongFeatures, data: bytes) -> Ingested:
+def store_song(cache: SongCache, guild_id: int, song: SongFeatures, file_sha256: str) -> Ingested:
     """Write a read song's audio copy and feature stages to the cache (claimed by the cache's
-    owner until recorded); a folder this call created is removed again if a write fails."""
+    owner until recorded); a folder this call created is removed again if a write fails.
+    `file_sha256` is the upload's own hash, as the duplicate check computed it."""
     key = song.audio_sha256
     fresh = not cache.song_dir(guild_id, key).exists()
     try:
@@ -172,12 +164,11 @@ def store_song(cache: SongCache, guild_id: int, song: SongFeatures, data: bytes)
         if fresh:  # (a folder that existed before belongs to a stored song: keep it)
             cache.drop(guild_id, key)
         raise
-    file_key = hashlib.sha256(data).hexdigest()
-    return Ingested(key, file_key, song.seconds, song.format, song.clips)
+    return Ingested(key, file_sha256, song.seconds, song.format, song.clips)
 
 
 def ingest_file(path: Path, guild_id: int, config: IngestConfig) -> Ingested:
     """Read, decode and cache one upload in this process (`read_song` + `store_song`)."""
     data = read_upload(path, config.limits)
     song = read_song(data, config.reading)
-    return store_song(song_cache(config), guild_id, song, data)
+    return store_song(song_cache(config), guild_id, song, hashlib.sha256(data).hexdigest())

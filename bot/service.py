@@ -115,7 +115,9 @@ class Mimi(ModelViews, Records):
         for _attempt in range(TEACH_ATTEMPTS):
             try:
                 with data_writes(self.settings.data_dir):  # disk full or read-only: StorageError
-                    ingested = await asyncio.to_thread(store_song, self.cache, guild_id, song, data)
+                    ingested = await asyncio.to_thread(
+                        store_song, self.cache, guild_id, song, digest
+                    )
             except FileNotFoundError as err:  # a forget removed the folder while it was written
                 log.info("guild %s: teach retried (%s)", guild_id, err)
                 continue

@@ -95,7 +95,8 @@ class TrainJob:
         )
 
     def load(self) -> TrainInput:
-        """The worker's input: each song's cached features (recomputed here when stale)."""
+        """The worker's input: each song's cached embeddings, or (scratch models, and songs
+        whose embeddings are stale) its log-mel, which the worker embeds."""
         cache = self._cache()
         songs = []
         for r in self.songs:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from bot.config import Settings
 from bot.errors import MimiError
 from bot.executors import DaskBackend, backend_for
 from bot.inference import audio_pool
+from bot.pool import WarmPool
 from bot.service import Mimi
 from bot.training import TrainingEvent, TrainingService
 from tests.audio_factory import encode
@@ -25,16 +28,42 @@ VOICES = {"Drone": 0, "Chime": 4}
 GUILD = 42
 
 
-def _cluster(**config: object):
-    """Two single-threaded worker processes on loopback, with `config` for the scheduler."""
+@dataclasses.dataclass
+class OnCluster:
+    """The bot's compute parts wired to one cluster, as MIMI_DASK_SCHEDULER wires them."""
+
+    backend: DaskBackend
+    pool: WarmPool
+    mimi: Mimi
+    training: TrainingService
+
+
+@contextlib.asynccontextmanager
+async def on_cluster(settings: Settings, **config: object) -> AsyncIterator[OnCluster]:
+    """A LocalCluster of two single-threaded worker processes on loopback (`config` for its
+    scheduler), and the service, audio pool and training service using it; all closed after."""
     with dask.config.set(config):
-        return distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, silence_logs=40,
+        cluster = await asyncio.to_thread(
+            distributed.LocalCluster, n_workers=2, threads_per_worker=1, processes=True,
+            host="127.0.0.1", dashboard_address=None, silence_logs=40,
         )  # fmt: skip
+    settings = dataclasses.replace(settings, dask_scheduler=cluster.scheduler_address)
+    backend = await asyncio.to_thread(backend_for, settings)
+    assert isinstance(backend, DaskBackend)
+    pool = audio_pool(settings, backend)
+    mimi = await Mimi.open(settings, run=pool.run)
+    training = TrainingService(settings, mimi.store, quiet_s=0, backend=backend)
+    try:
+        yield OnCluster(backend, pool, mimi, training)
+    finally:
+        await training.close()
+        await pool.close()
+        await mimi.close()
+        await asyncio.to_thread(backend.close)
+        await asyncio.to_thread(cluster.close)
 
 
-async def _teach(mimi: Mimi, tmp_path: Path, run) -> None:
+async def _teach(mimi: Mimi, tmp_path: Path) -> None:
     """Two songs of each synthetic artist, read by the cluster."""
     for artist, voice in VOICES.items():
         for i in range(2):
@@ -42,83 +71,52 @@ async def _teach(mimi: Mimi, tmp_path: Path, run) -> None:
             await mimi.teach(GUILD, artist, path)
 
 
-def _on_cluster(settings: Settings, cluster) -> Settings:
-    """The settings a bot using this cluster reads from MIMI_DASK_SCHEDULER."""
-    return dataclasses.replace(settings, dask_scheduler=cluster.scheduler_address)
-
-
 async def test_teach_train_guess_run_on_the_cluster(settings: Settings, tmp_path: Path) -> None:
     """Reading, training (with epoch reports) and guessing all run on Dask workers: the bot
     process decodes nothing and holds no model, and the answer is right."""
-    cluster = await asyncio.to_thread(_cluster)
-    settings = _on_cluster(settings, cluster)
-    backend = await asyncio.to_thread(backend_for, settings)
-    assert isinstance(backend, DaskBackend)
-    pool = audio_pool(settings, backend)
-    mimi = await Mimi.open(settings, run=pool.run)
-    training = TrainingService(settings, mimi.store, quiet_s=0, backend=backend)
-    events: list[TrainingEvent] = []
-    training.subscribe(events.append)
-    await training.start()
-    try:
-        await _teach(mimi, tmp_path, pool.run)
-        meta = await training.train_now(GUILD, "dask test")
+    async with on_cluster(settings) as c:
+        events: list[TrainingEvent] = []
+        c.training.subscribe(events.append)
+        await c.training.start()
+        await _teach(c.mimi, tmp_path)
+        meta = await c.training.train_now(GUILD, "dask test")
         assert meta["version"] == 1 and sorted(meta["artists"]) == ["Chime", "Drone"]
         assert [e for e in events if e.kind == "progress"], "no epoch report crossed the cluster"
         clip = encode(tmp_path / "q.ogg", "ogg", seconds=12, voice=VOICES["Chime"], seed=9)
-        result = (await mimi.guess(GUILD, clip, run=pool.run)).answer
+        result = (await c.mimi.guess(GUILD, clip, run=c.pool.run)).answer
         assert result["top"][0]["artist"] == "Chime" and result["model_version"] == 1
         held = await asyncio.to_thread(
-            backend.client.run, lambda: [key[0] for key in guess_job._MODELS]
+            c.backend.client.run, lambda: [key[0] for key in guess_job._MODELS]
         )
         assert GUILD in {g for guilds in held.values() for g in guilds}  # cached there,
         assert all(key[0] != GUILD for key in guess_job._MODELS)  # and not here
-        assert pool.state() == "ok" and pool.pids() == []  # no local worker process
-    finally:
-        await training.close()
-        await pool.close()
-        await mimi.close()
-        await asyncio.to_thread(backend.close)
-        await asyncio.to_thread(cluster.close)
+        assert c.pool.state() == "ok" and c.pool.pids() == []  # no local worker process
 
 
 async def test_a_worker_killed_mid_training_is_retried(settings: Settings, tmp_path: Path) -> None:
     """A Dask worker killed while it trains is recorded as a died worker and the training is
     retried once on the cluster, as with local workers (the scheduler here gives up at once)."""
-    cluster = await asyncio.to_thread(_cluster, **{"distributed.scheduler.allowed-failures": 0})
-    settings = _on_cluster(settings, cluster)
-    backend = await asyncio.to_thread(backend_for, settings)
-    pool = audio_pool(settings, backend)
-    mimi = await Mimi.open(settings, run=pool.run)
-    training = TrainingService(settings, mimi.store, quiet_s=0, backend=backend)
-    events: list[TrainingEvent] = []
-    killed: list[int] = []
+    async with on_cluster(settings, **{"distributed.scheduler.allowed-failures": 0}) as c:
+        events: list[TrainingEvent] = []
+        killed: list[int] = []
 
-    def kill_the_trainer(event: TrainingEvent) -> None:
-        events.append(event)
-        if event.kind == "progress" and not killed:
-            busy = [w for w, keys in backend.client.processing().items() if keys]
-            pids = backend.client.run(os.getpid, workers=busy)
-            for pid in pids.values():
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+        def kill_the_trainer(event: TrainingEvent) -> None:
+            events.append(event)
+            if event.kind == "progress" and not killed:
+                busy = [w for w, keys in c.backend.client.processing().items() if keys]
+                for pid in c.backend.client.run(os.getpid, workers=busy).values():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
 
-    training.subscribe(kill_the_trainer)
-    await training.start()
-    try:
-        await _teach(mimi, tmp_path, pool.run)
-        meta = await training.train_now(GUILD, "dask test")
+        c.training.subscribe(kill_the_trainer)
+        await c.training.start()
+        await _teach(c.mimi, tmp_path)
+        meta = await c.training.train_now(GUILD, "dask test")
         assert killed and meta["version"] == 1
         assert [e.attempt for e in events if e.kind == "started"] == [1, 2]
-        runs = await mimi.store.runs(GUILD, limit=5)
+        runs = await c.mimi.store.runs(GUILD, limit=5)
         assert [r["status"] for r in runs] == ["succeeded", "failed"]
         assert "worker died" in runs[1]["error"]
-    finally:
-        await training.close()
-        await pool.close()
-        await mimi.close()
-        await asyncio.to_thread(backend.close)
-        await asyncio.to_thread(cluster.close)
 
 
 def test_an_unreachable_scheduler_is_one_clear_error() -> None:

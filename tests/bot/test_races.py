@@ -41,8 +41,8 @@ async def test_teach_racing_a_forget_of_the_same_audio_keeps_its_files(
     forgets: list[object] = []
     loop = asyncio.get_running_loop()
 
-    def store_then_forget(cache, guild_id, song, data):
-        stored = store_song(cache, guild_id, song, data)
+    def store_then_forget(cache, guild_id, song, file_sha256):
+        stored = store_song(cache, guild_id, song, file_sha256)
         if not forgets:  # the forget wins the race, once: after the files, before the insert
             forgets.append(
                 asyncio.run_coroutine_threadsafe(mimi.forget_song(7, first.id), loop).result()
