@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.audio import DecodeLimits, decode, find_ffmpeg, find_ffprobe
+from bot.audio import DecodeLimits, decode, find_ffmpeg, find_ffprobe, read_upload
 from bot.errors import AudioRejected
-from bot.ingest import file_sha256
 from model_store.features import SAMPLE_RATE
 from tests.audio_factory import ENCODINGS, encode, encode_tagged, synth, video, write_wav
 from tests.hostile_corpus import FOUNDATION_REFUSALS, build_case
@@ -117,7 +116,7 @@ def test_special_files_are_refused_before_they_are_opened(tmp_path: Path) -> Non
     Before, decoding a FIFO blocked in open() and hashing /dev/zero never ended.
     """
     for what, path in _special_files(tmp_path).items():
-        for step in (lambda p: decode(p, LIMITS), file_sha256):
+        for step in (lambda p: decode(p, LIMITS), lambda p: read_upload(p, LIMITS)):
             with pytest.raises(AudioRejected) as err:
                 step(path)
             assert err.value.code == "not_a_file", what
